@@ -1,0 +1,133 @@
+"""The lab's application service: a small real HTTP API in front of PostgreSQL and Redis.
+
+/health        liveness: the process answers.
+/health/ready  readiness: really queries the database and pings Redis; 503 when either fails.
+/api/customers/<id>  reads a customer, cached in Redis for 5 minutes (real traffic for the stack).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import psycopg2
+import redis
+
+ADDR = os.environ["LAB_ADDR"]
+PORT = int(os.environ.get("APP_PORT", "8000"))
+CHECK_TIMEOUT = 2
+
+
+def db_connect() -> Any:
+    return psycopg2.connect(
+        host=ADDR,
+        port=5432,
+        dbname="app",
+        user="app",
+        password=os.environ["APP_DB_PASSWORD"],
+        connect_timeout=CHECK_TIMEOUT,
+        application_name="lab-app",
+    )
+
+
+def cache() -> redis.Redis:
+    return redis.Redis(
+        host=ADDR,
+        port=6379,
+        password=os.environ["REDIS_PASSWORD"],
+        socket_timeout=CHECK_TIMEOUT,
+        socket_connect_timeout=CHECK_TIMEOUT,
+    )
+
+
+def check_database() -> str:
+    try:
+        with db_connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+        conn.close()
+        return "ok"
+    except psycopg2.Error as exc:
+        return f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+
+
+def check_redis() -> str:
+    try:
+        return "ok" if cache().ping() else "error: no PONG"
+    except redis.RedisError as exc:
+        return f"error: {exc}"
+
+
+def customer(customer_id: int) -> dict[str, Any] | None:
+    key = f"cache:customer:{customer_id}"
+    r = cache()
+    hit = r.get(key)
+    if hit is not None:
+        return json.loads(hit)
+    with db_connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, email, name, country FROM app.customers WHERE id = %s", (customer_id,))
+        row = cur.fetchone()
+    conn.close()
+    if row is None:
+        return None
+    found = dict(zip(("id", "email", "name", "country"), row))
+    r.set(key, json.dumps(found), ex=300)
+    return found
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "stackops-lab-app/1"
+
+    def reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            self.reply(200, {"status": "ok"})
+        elif path == "/health/ready":
+            database, cache_state = check_database(), check_redis()
+            ready = database == "ok" and cache_state == "ok"
+            self.reply(
+                200 if ready else 503,
+                {"status": "ready" if ready else "not_ready", "database": database, "redis": cache_state},
+            )
+        elif path.startswith("/api/customers/") and path.rsplit("/", 1)[1].isdigit():
+            try:
+                found = customer(int(path.rsplit("/", 1)[1]))
+            except (psycopg2.Error, redis.RedisError) as exc:
+                self.reply(503, {"error": str(exc).strip()})
+                return
+            self.reply(200 if found else 404, found or {"error": "not found"})
+        else:
+            self.reply(404, {"error": "not found"})
+
+    do_HEAD = do_GET  # noqa: N815 (http.server's naming)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        sys.stdout.write(f"{self.address_string()} {format % args}\n")
+        sys.stdout.flush()
+
+
+def main() -> None:
+    server = ThreadingHTTPServer((ADDR, PORT), Handler)
+    server.daemon_threads = True
+    # As PID 1 the process gets no default SIGTERM action: stop cleanly on `docker stop`.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"lab app listening on {ADDR}:{PORT}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
