@@ -6,7 +6,7 @@ set -euo pipefail
 
 COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
 PACKAGES=(docker.io containerd runc openssh-server openssh-client postgresql-client redis-tools
-          debootstrap python3-psycopg2 python3-redis curl ca-certificates hyperfine time)
+          debootstrap python3-psycopg2 python3-redis curl ca-certificates hyperfine time shellcheck)
 
 say() { printf 'lab: %s\n' "$*"; }
 die() { printf 'lab: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -166,7 +166,7 @@ def ensure_dockerd(report: Report) -> None:
             stderr=log,
             start_new_session=True,
         )
-    for _ in range(60):
+    for _attempt in range(60):
         if docker_answers():
             report.changed("started dockerd")
             return
@@ -224,7 +224,7 @@ def ensure_ssh(hosts: list[Host], report: Report) -> None:
         return
     if pid:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
+        for _attempt in range(50):
             if not Path(f"/proc/{pid}").exists():
                 break
             time.sleep(0.1)
