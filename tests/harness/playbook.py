@@ -1,0 +1,134 @@
+"""Run a playbook against the lab with ansible-runner and read what happened per host."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from harness.paths import ANSIBLE_CONFIG, COLLECTIONS, LAB_INVENTORY
+
+
+@dataclass
+class PlaybookRun:
+    """The outcome of one ansible-runner run: status, per-host stats, events, set_stats artifacts."""
+
+    playbook: str
+    status: str
+    rc: int
+    stats: dict[str, dict[str, int]]
+    events: list[dict[str, Any]]
+    stdout: str
+    check: bool = False
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hosts(self) -> set[str]:
+        return {host for counts in self.stats.values() for host in counts}
+
+    def changed(self) -> dict[str, int]:
+        """Changed task count per host, 0 for hosts that changed nothing."""
+        return {host: self.stats.get("changed", {}).get(host, 0) for host in self.hosts}
+
+    def failed_hosts(self) -> set[str]:
+        return set(self.stats.get("failures", {})) | set(self.stats.get("dark", {}))
+
+    def results(self, host: str, task: str | None = None) -> list[dict[str, Any]]:
+        """The result dicts of a host's finished tasks (optionally one task, by name), in order."""
+        return [
+            e["event_data"]["res"]
+            for e in self.events
+            if e.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+            and e["event_data"].get("host") == host
+            and (task is None or e["event_data"].get("task") == task)
+        ]
+
+    def result(self, host: str, task: str) -> dict[str, Any]:
+        found = self.results(host, task)
+        assert found, f"{self.playbook}: no result for task {task!r} on {host}\n{self.stdout[-3000:]}"
+        return found[-1]
+
+    def assert_ok(self, hosts: set[str] | None = None) -> None:
+        failed = self.failed_hosts() & (hosts or self.hosts)
+        assert self.status == "successful" and not failed, (
+            f"{self.playbook}{' --check' if self.check else ''} ended {self.status} (rc {self.rc}), "
+            f"failed hosts {sorted(failed)}:\n{self.stdout[-6000:]}"
+        )
+
+
+def run_playbook(
+    playbook: str,
+    *,
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    limit: str | None = None,
+    tags: str | None = None,
+    inventory: Path = LAB_INVENTORY,
+    verbosity: int = 0,
+    timeout: int = 1200,
+) -> PlaybookRun:
+    """Run a playbook (an FQCN like stackops.runbooks.backup, or a path) and collect what happened."""
+    cmdline = [*(["--check"] if check else []), *(["--diff"] if diff else [])]
+    with tempfile.TemporaryDirectory(prefix="runner-") as private_data_dir:
+        runner = ansible_runner.run(
+            private_data_dir=private_data_dir,
+            playbook=playbook,
+            inventory=str(inventory),
+            extravars=dict(extravars or {}),
+            limit=limit,
+            tags=tags,
+            cmdline=" ".join(cmdline) or None,
+            verbosity=verbosity,
+            envvars={
+                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+                "ANSIBLE_CONFIG": str(ANSIBLE_CONFIG),
+                "ANSIBLE_NOCOLOR": "1",
+                "PATH": os.environ["PATH"],
+            },
+            settings={"job_timeout": timeout},
+            quiet=True,
+        )
+        events = list(runner.events)
+        stdout = runner.stdout.read()
+        stats = runner.stats or {}
+    artifacts = next(
+        (e["event_data"].get("artifact_data", {}) for e in events if e.get("event") == "playbook_on_stats"), {}
+    )
+    return PlaybookRun(
+        playbook=playbook,
+        status=runner.status,
+        rc=runner.rc,
+        stats={key: value for key, value in stats.items() if isinstance(value, dict)},
+        events=events,
+        stdout=stdout,
+        check=check,
+        artifacts=artifacts,
+    )
+
+
+def assert_four_step(playbook: str, **kwargs: Any) -> list[PlaybookRun]:
+    """The collection's idempotence contract on the lab, as community.docker tests its modules:
+
+    1. --check reports what a real run would change, 2. the real run changes exactly that,
+    3. --check again and 4. a real run again report no change on any host.
+    """
+    runs = []
+    for check in (True, False, True, False):
+        run = run_playbook(playbook, check=check, **kwargs)
+        run.assert_ok()
+        runs.append(run)
+    check_first, real_first, check_again, real_again = runs
+    assert check_first.changed() == real_first.changed(), (
+        f"{playbook}: --check predicted changes {check_first.changed()}, the real run made {real_first.changed()}"
+    )
+    for label, run in (("second --check", check_again), ("second real run", real_again)):
+        assert not any(run.changed().values()), (
+            f"{playbook}: the {label} still changed {run.changed()}:\n" + (run.stdout[-4000:])
+        )
+    return runs

@@ -1,0 +1,47 @@
+"""The harness itself: runs reach every lab host over SSH, and the four-step check can fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.playbook import assert_four_step, run_playbook
+
+PLAYBOOKS = Path(__file__).parent / "playbooks"
+
+
+def test_every_lab_host_is_a_separate_ssh_target(hosts: dict) -> None:
+    run = run_playbook(str(PLAYBOOKS / "ssh_identity.yml"))
+    run.assert_ok()
+    assert run.hosts == set(hosts)
+    for name, host in hosts.items():
+        # SSH_CONNECTION: client-ip client-port server-ip server-port
+        connection = run.result(name, "Read the SSH connection of this task")["stdout"]
+        _client, _port, server_ip, server_port = connection.split()
+        assert (server_ip, server_port) == (host.addr, "2222")
+
+
+def test_four_step_passes_an_idempotent_change(hosts: dict, tmp_path: Path) -> None:
+    extravars = {"marker_dir": str(tmp_path), "marker_content": "four-step"}
+    check_first, real_first, _, _ = assert_four_step(str(PLAYBOOKS / "marker_file.yml"), extravars=extravars)
+    assert check_first.changed() == dict.fromkeys(hosts, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.txt" for name in hosts)
+    assert real_first.result("lab1", "Write the marker")["changed"] is True
+
+
+def test_four_step_rejects_a_change_on_every_run() -> None:
+    with pytest.raises(AssertionError, match="second --check still changed"):
+        assert_four_step(str(PLAYBOOKS / "always_changed.yml"), limit="lab1")
+
+
+def test_a_failed_host_is_reported_per_host(hosts: dict) -> None:
+    run = run_playbook(
+        str(PLAYBOOKS / "marker_file.yml"),
+        extravars={"marker_dir": "/nonexistent/stackops", "marker_content": "x"},
+        limit="lab1,lab2",
+    )
+    assert run.status == "failed"
+    assert run.failed_hosts() == {"lab1", "lab2"}
+    with pytest.raises(AssertionError, match="failed hosts"):
+        run.assert_ok()
