@@ -24,7 +24,7 @@ def test_every_lab_host_is_a_separate_ssh_target(hosts: dict) -> None:
 
 def test_four_step_passes_an_idempotent_change(hosts: dict, tmp_path: Path) -> None:
     extravars = {"marker_dir": str(tmp_path), "marker_content": "four-step"}
-    check_first, real_first, _, _ = assert_four_step(str(PLAYBOOKS / "marker_file.yml"), extravars=extravars)
+    check_first, real_first, *_idempotent = assert_four_step(str(PLAYBOOKS / "marker_file.yml"), extravars=extravars)
     assert check_first.changed() == dict.fromkeys(hosts, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.txt" for name in hosts)
     assert real_first.result("lab1", "Write the marker")["changed"] is True

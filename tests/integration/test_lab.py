@@ -80,8 +80,8 @@ def test_redis_holds_session_and_cache_keys(hosts: dict) -> None:
     for name in PRODUCTION:
         host = hosts[name]
         client = redis.Redis(host=host.addr, password=lab_credentials(name)["stackops_redis_password"])
-        assert sum(1 for _ in client.scan_iter("session:*", count=1000)) == 5000
-        assert sum(1 for _ in client.scan_iter("cache:customer:*", count=1000)) >= 2000
+        assert sum(1 for _key in client.scan_iter("session:*", count=1000)) == 5000
+        assert sum(1 for _key in client.scan_iter("cache:customer:*", count=1000)) >= 2000
         assert client.ttl(next(client.scan_iter("session:*"))) > 0
 
 

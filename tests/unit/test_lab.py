@@ -17,7 +17,7 @@ def parse_resp_commands(data: bytes) -> list[list[bytes]]:
         assert data[pos : pos + 1] == b"*"
         end = data.index(b"\r\n", pos)
         count, pos, parts = int(data[pos + 1 : end]), end + 2, []
-        for _ in range(count):
+        for _part in range(count):
             assert data[pos : pos + 1] == b"$"
             end = data.index(b"\r\n", pos)
             size = int(data[pos + 1 : end])
