@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -134,6 +135,17 @@ def test_lab_up_replaces_a_dead_sshd_and_its_stale_pid_file(hosts: dict) -> None
     output = lab_up()
     assert "started sshd" in output
     assert lab.pid_alive(pidfile, "sshd")
+
+
+def test_lab_up_restarts_a_killed_dockerd_despite_its_stale_pid_file(hosts: dict) -> None:
+    pidfile = Path("/var/run/docker.pid")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    time.sleep(1)
+    assert pidfile.exists()  # SIGKILL leaves the pid file of a dead daemon behind
+    output = lab_up()
+    assert "started dockerd" in output
+    for host in hosts.values():
+        assert ready(host.addr)[0] == 200
 
 
 def test_second_lab_up_changes_nothing() -> None:
