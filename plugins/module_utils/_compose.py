@@ -353,10 +353,16 @@ class ComposeProject:
 
     # --- running ----------------------------------------------------------------------------------------
 
-    def call(self, *args: str, check: bool = True, data: str | None = None) -> tuple[int, str, str]:
+    def call(
+        self, *args: str, check: bool = True, data: str | None = None, environ_update: dict[str, str] | None = None
+    ) -> tuple[int, str, str]:
         argv = [*self.base_args(), *args]
         rc, out, err = self.module.run_command(
-            argv, cwd=self.project_src, environ_update=self.environ(), data=data, binary_data=data is not None
+            argv,
+            cwd=self.project_src,
+            environ_update={**self.environ(), **(environ_update or {})},
+            data=data,
+            binary_data=data is not None,
         )
         if check and rc != 0:
             self.raise_for(argv, rc, out, err)

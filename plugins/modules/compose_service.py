@@ -23,7 +23,7 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.compose
-  - ansible.builtin.action_common_attributes
+  - stackops.runbooks.attributes
 attributes:
   check_mode:
     support: full
@@ -83,7 +83,7 @@ options:
     default: policy
   scale:
     description:
-      - Number of containers per service, for example C({worker: 3}).
+      - "Number of containers per service, for example C({worker: 3})."
     type: dict
   wait:
     description:

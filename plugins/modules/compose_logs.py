@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: compose_logs
+short_description: Collect the logs of a Docker Compose v2 project's services, filtered, optionally into a file
+version_added: 0.1.0
+description:
+  - Reads C(docker compose logs) of some or all services. Takes O(since) and O(tail), keeps only the lines that
+    match O(pattern), and returns them. With O(dest) it also writes them atomically to a file (mode 0600 by
+    default) on the managed host.
+  - These are the runbooks' C(docker-compose logs --tail=100 backend | grep -i error) and "collect logs since the
+    incident started".
+author: stackops developers (@stackops)
+extends_documentation_fragment:
+  - stackops.runbooks.compose
+  - stackops.runbooks.attributes
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the logs are read and returned, and O(dest) is not written.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: The task reports a change only when O(dest) is written with content it did not have.
+  platform:
+    platforms: posix
+options:
+  services:
+    description:
+      - Services whose logs to read. Default is every service.
+    type: list
+    elements: str
+  since:
+    description:
+      - Only lines since this time, as C(docker compose logs --since) takes it (C(2026-11-23T07:00:00Z), C(42m)).
+    type: str
+  tail:
+    description:
+      - Number of lines per container, counted from the end, or V(all).
+    type: str
+    default: "200"
+  pattern:
+    description:
+      - A Python regular expression. Only lines that match (C(re.search)) are kept.
+    type: str
+  ignore_case:
+    description:
+      - Match O(pattern) without regard to case, like C(grep -i).
+    type: bool
+    default: false
+  timestamps:
+    description:
+      - Prefix each line with its timestamp.
+    type: bool
+    default: false
+  dest:
+    description:
+      - Write the kept lines to this file on the managed host. The file is replaced atomically.
+    type: path
+  mode:
+    description:
+      - Permissions of O(dest). Logs can hold secrets, so the default lets only the owner read them.
+    type: raw
+    default: "0600"
+seealso:
+  - module: stackops.runbooks.compose_service
+"""
+
+EXAMPLES = r"""
+- name: Errors of the backend in its last 100 lines
+  stackops.runbooks.compose_logs:
+    project_src: /srv/app
+    services: [backend]
+    tail: "100"
+    pattern: error|exception|traceback
+    ignore_case: true
+  register: backend_errors
+
+- name: Keep every service's logs since the incident started in the incident folder
+  stackops.runbooks.compose_logs:
+    project_src: /srv/app
+    since: "2026-11-23T03:12:00Z"
+    tail: all
+    timestamps: true
+    dest: /var/tmp/incident-42/compose.log
+"""
+
+RETURN = r"""
+lines:
+  description: The kept log lines, prefixed by container (C(service-1  | ...)) as Compose prints them.
+  returned: always
+  type: list
+  elements: str
+matched:
+  description: How many lines were kept.
+  returned: always
+  type: int
+  sample: 3
+read:
+  description: How many lines were read before filtering.
+  returned: always
+  type: int
+  sample: 200
+dest:
+  description: The file written (or that would be written), when O(dest) is set.
+  returned: when O(dest) is set
+  type: str
+"""
+
+import os
+import re
+import tempfile
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
+    ComposeError,
+    ComposeProject,
+    common_argument_spec,
+)
+
+
+def argument_spec() -> dict[str, t.Any]:
+    spec = common_argument_spec()
+    spec.update(
+        services={"type": "list", "elements": "str"},
+        since={"type": "str"},
+        tail={"type": "str", "default": "200"},
+        pattern={"type": "str"},
+        ignore_case={"type": "bool", "default": False},
+        timestamps={"type": "bool", "default": False},
+        dest={"type": "path"},
+        mode={"type": "raw", "default": "0600"},
+    )
+    return spec
+
+
+def line_filter(pattern: str | None, ignore_case: bool) -> t.Callable[[str], bool]:
+    if not pattern:
+        return lambda _line: True
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except re.error as exc:
+        raise ComposeError(f"pattern {pattern!r} is not a valid regular expression: {exc}.") from None
+    return lambda line: compiled.search(line) is not None
+
+
+def check_tail(tail: str) -> str:
+    if tail != "all" and not tail.isdigit():
+        raise ComposeError(f"tail must be a number of lines or 'all', not {tail!r}.")
+    return tail
+
+
+def write_file(module: AnsibleModule, dest: str, content: str) -> bool:
+    """Stage next to dest, then move atomically; True when the content changed."""
+    try:
+        with open(dest, encoding="utf-8", errors="replace") as handle:
+            if handle.read() == content:
+                return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ComposeError(f"Cannot read {dest}: {exc}.") from None
+    if module.check_mode:
+        return True
+    folder = os.path.dirname(dest) or "."
+    if not os.path.isdir(folder):
+        raise ComposeError(f"The folder of dest, {folder}, does not exist; create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=".compose_logs.", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    module.atomic_move(tmp, dest)
+    return True
+
+
+def run_module(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    keep = line_filter(params["pattern"], params["ignore_case"])
+    tail = check_tail(params["tail"])
+    project = ComposeProject(module)
+    services = params["services"] or []
+    project.check_services(services)
+    read = project.logs(services, tail=tail, since=params["since"], timestamps=params["timestamps"]).splitlines()
+    lines = [line for line in read if keep(line)]
+    result: dict[str, t.Any] = {"changed": False, "lines": lines, "matched": len(lines), "read": len(read)}
+    if params["dest"]:
+        result["dest"] = params["dest"]
+        result["changed"] = write_file(module, params["dest"], "".join(f"{line}\n" for line in lines))
+        file_args = module.load_file_common_arguments({"path": params["dest"], "mode": params["mode"]})
+        if not module.check_mode or os.path.exists(params["dest"]):
+            result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        module.exit_json(**run_module(module))
+    except ComposeError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+
+
+if __name__ == "__main__":
+    main()
