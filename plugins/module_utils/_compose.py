@@ -16,6 +16,8 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+
 MINIMUM_VERSION = (2, 18, 0)
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 DAEMON_DOWN = "Cannot connect to the Docker daemon"
@@ -60,12 +62,8 @@ def common_argument_spec() -> dict[str, t.Any]:
     }
 
 
-class ComposeError(Exception):
-    """A compose step failed; str() is the whole message for the user, the rest goes into the result."""
-
-    def __init__(self, msg: str, **details: t.Any) -> None:
-        super().__init__(msg)
-        self.details = details
+class ComposeError(StackopsError):
+    """A compose step failed."""
 
 
 @dataclass(frozen=True)

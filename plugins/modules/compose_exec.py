@@ -136,6 +136,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -210,10 +211,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        module.exit_json(**run_module(module))
-    except ComposeError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
+    execute(module, run_module)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ options:
         It never recreates or stops a container.
       - V(stopped) stops running containers.
       - V(restarted) restarts the services, one after another in dependency order. A service whose configuration
-        changed is recreated instead. With O(wait), each service must be ready before the next one starts.
+        changed is recreated instead (C(up --force-recreate)), which also brings the services it depends on to
+        their current configuration, as C(docker compose up) does. With O(wait), each service must be ready
+        before the next one starts.
       - V(absent) removes the containers (C(down) for the whole project, C(rm --stop) for some services).
     type: str
     choices: [started, present, stopped, restarted, absent]
@@ -204,6 +206,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -290,20 +293,26 @@ def plan_restart(
     project: ComposeProject, params: dict[str, t.Any], before: list[Container], wanted: list[str]
 ) -> list[tuple[str | None, list[str]]]:
     """(service, compose args) per service, in dependency order: recreate when its configuration changed (a plain
-    restart keeps the stale one), restart when it runs, start when it does not."""
+    restart keeps the stale one), restart when it runs, start it when it is stopped, create it when missing.
+
+    Never `up --no-deps`: Compose 2.26.1 recreates a service that has depends_on under --no-deps although nothing
+    changed, and the container it makes carries a config hash that the next plain `up` recreates again."""
     steps: list[tuple[str | None, list[str]]] = []
     for name in dependency_order(project.services, wanted, params["dependencies"]):
-        running = any(c.service == name and c.running for c in before)
-        recreate = params["recreate"] == "always"
-        if params["recreate"] == "auto" and running:
-            _rc, _out, err = project.call("up", "--dry-run", "--detach", "--no-deps", name, check=False)
-            recreate = any(status == "Recreate" for _kind, _name, status in parse_dry_run(err)[0])
+        mine = [c for c in before if c.service == name]
+        recreate = bool(mine) and params["recreate"] == "always"
+        if mine and params["recreate"] == "auto":
+            _rc, _out, err = project.call("up", "--dry-run", "--detach", name, check=False)
+            names = {c.name for c in mine}
+            recreate = any(n in names and status == "Recreate" for _kind, n, status in parse_dry_run(err)[0])
         if recreate:
-            steps.append((name, [*up_args({**params, "recreate": "always"}, {}, True), "--no-deps", name]))
-        elif running:
+            steps.append((name, [*up_args({**params, "recreate": "always"}, {}, True), name]))
+        elif any(c.running for c in mine):
             steps.append((name, [*stop_args(params, "restart"), name]))
+        elif mine:
+            steps.append((name, ["start", name]))
         else:
-            steps.append((name, [*up_args(params, {}, True), "--no-deps", name]))
+            steps.append((name, [*up_args(params, {}, True), name]))
     return steps
 
 
@@ -408,10 +417,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        module.exit_json(**run_module(module))
-    except ComposeError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
+    execute(module, run_module)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import ansible_runner
 
@@ -22,10 +23,10 @@ class PlaybookRun:
     status: str
     rc: int
     stats: dict[str, dict[str, int]]
-    events: list[dict[str, Any]]
+    events: list[dict[str, t.Any]]
     stdout: str
     check: bool = False
-    artifacts: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, t.Any] = field(default_factory=dict)
 
     @property
     def hosts(self) -> set[str]:
@@ -38,7 +39,7 @@ class PlaybookRun:
     def failed_hosts(self) -> set[str]:
         return set(self.stats.get("failures", {})) | set(self.stats.get("dark", {}))
 
-    def results(self, host: str, task: str | None = None) -> list[dict[str, Any]]:
+    def results(self, host: str, task: str | None = None) -> list[dict[str, t.Any]]:
         """The result dicts of a host's finished tasks (optionally one task, by name), in order."""
         return [
             e["event_data"]["res"]
@@ -48,7 +49,8 @@ class PlaybookRun:
             and (task is None or e["event_data"].get("task") == task)
         ]
 
-    def result(self, host: str, task: str) -> dict[str, Any]:
+    def result(self, host: str, task: str | None = None) -> dict[str, t.Any]:
+        """The last result of a task (by name) on a host; of any task when no name is given (ad-hoc runs)."""
         found = self.results(host, task)
         assert found, f"{self.playbook}: no result for task {task!r} on {host}\n{self.stdout[-3000:]}"
         return found[-1]
@@ -61,28 +63,11 @@ class PlaybookRun:
         )
 
 
-def run_playbook(
-    playbook: str,
-    *,
-    check: bool = False,
-    diff: bool = False,
-    extravars: Mapping[str, Any] | None = None,
-    limit: str | None = None,
-    tags: str | None = None,
-    inventory: Path = LAB_INVENTORY,
-    verbosity: int = 0,
-    timeout: int = 1200,
-) -> PlaybookRun:
-    """Run a playbook (an FQCN like stackops.runbooks.backup, or a path) and collect what happened."""
+def _run(check: bool, diff: bool, verbosity: int, timeout: int, label: str, **runner_args: t.Any) -> PlaybookRun:
     cmdline = [*(["--check"] if check else []), *(["--diff"] if diff else [])]
     with tempfile.TemporaryDirectory(prefix="runner-") as private_data_dir:
         runner = ansible_runner.run(
             private_data_dir=private_data_dir,
-            playbook=playbook,
-            inventory=str(inventory),
-            extravars=dict(extravars or {}),
-            limit=limit,
-            tags=tags,
             cmdline=" ".join(cmdline) or None,
             verbosity=verbosity,
             envvars={
@@ -93,6 +78,7 @@ def run_playbook(
             },
             settings={"job_timeout": timeout},
             quiet=True,
+            **runner_args,
         )
         events = list(runner.events)
         stdout = runner.stdout.read()
@@ -101,7 +87,7 @@ def run_playbook(
         (e["event_data"].get("artifact_data", {}) for e in events if e.get("event") == "playbook_on_stats"), {}
     )
     return PlaybookRun(
-        playbook=playbook,
+        playbook=label,
         status=runner.status,
         rc=runner.rc,
         stats={key: value for key, value in stats.items() if isinstance(value, dict)},
@@ -112,7 +98,59 @@ def run_playbook(
     )
 
 
-def assert_four_step(playbook: str, **kwargs: Any) -> list[PlaybookRun]:
+def run_playbook(
+    playbook: str,
+    *,
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, t.Any] | None = None,
+    limit: str | None = None,
+    tags: str | None = None,
+    inventory: Path = LAB_INVENTORY,
+    verbosity: int = 0,
+    timeout: int = 1200,
+) -> PlaybookRun:
+    """Run a playbook (an FQCN like stackops.runbooks.backup, or a path) and collect what happened."""
+    return _run(
+        check,
+        diff,
+        verbosity,
+        timeout,
+        playbook,
+        playbook=playbook,
+        inventory=str(inventory),
+        extravars=dict(extravars or {}),
+        limit=limit,
+        tags=tags,
+    )
+
+
+def run_module(
+    module: str,
+    args: Mapping[str, t.Any],
+    *,
+    hosts: str = "lab1",
+    check: bool = False,
+    diff: bool = False,
+    inventory: Path = LAB_INVENTORY,
+    verbosity: int = 0,
+    timeout: int = 600,
+) -> PlaybookRun:
+    """Run one module ad hoc on lab hosts (as `ansible HOSTS -m MODULE -a JSON`); result(host) is its result."""
+    return _run(
+        check,
+        diff,
+        verbosity,
+        timeout,
+        module,
+        module=module,
+        module_args=json.dumps(dict(args)),
+        host_pattern=hosts,
+        inventory=str(inventory),
+    )
+
+
+def four_step(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) -> list[PlaybookRun]:
     """The collection's idempotence contract on the lab, as community.docker tests its modules:
 
     1. --check reports what a real run would change, 2. the real run changes exactly that,
@@ -120,15 +158,24 @@ def assert_four_step(playbook: str, **kwargs: Any) -> list[PlaybookRun]:
     """
     runs = []
     for check in (True, False, True, False):
-        run = run_playbook(playbook, check=check, **kwargs)
-        run.assert_ok()
-        runs.append(run)
+        result = run(*args, check=check, **kwargs)
+        result.assert_ok()
+        runs.append(result)
     check_first, real_first, check_again, real_again = runs
+    label = real_first.playbook
     assert check_first.changed() == real_first.changed(), (
-        f"{playbook}: --check predicted changes {check_first.changed()}, the real run made {real_first.changed()}"
+        f"{label}: --check predicted changes {check_first.changed()}, the real run made {real_first.changed()}"
     )
-    for label, run in (("second --check", check_again), ("second real run", real_again)):
-        assert not any(run.changed().values()), (
-            f"{playbook}: the {label} still changed {run.changed()}:\n" + (run.stdout[-4000:])
+    for name, result in (("second --check", check_again), ("second real run", real_again)):
+        assert not any(result.changed().values()), (
+            f"{label}: the {name} still changed {result.changed()}:\n" + (result.stdout[-4000:])
         )
     return runs
+
+
+def assert_four_step(playbook: str, **kwargs: t.Any) -> list[PlaybookRun]:
+    return four_step(run_playbook, playbook, **kwargs)
+
+
+def assert_module_four_step(module: str, args: Mapping[str, t.Any], **kwargs: t.Any) -> list[PlaybookRun]:
+    return four_step(run_module, module, args, **kwargs)

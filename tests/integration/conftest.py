@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
+import lab
 from harness.paths import REPO, lab_hosts
+from harness.scratch import ScratchProject, new_project
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,3 +25,13 @@ def lab_is_up() -> None:
 @pytest.fixture(scope="session")
 def hosts() -> dict:
     return lab_hosts()
+
+
+@pytest.fixture
+def scratch() -> Iterator[ScratchProject]:
+    """A throw-away compose project (db, backend, frontend, worker; one-shot and broken services behind profiles)
+    in the lab root, reached by the modules on lab1 over SSH; removed with its containers afterwards."""
+    project = new_project(lab.ROOT / "scratch")
+    yield project
+    project.remove()
+    subprocess.run(["rm", "-rf", str(project.path)], check=False)

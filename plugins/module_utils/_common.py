@@ -1,0 +1,30 @@
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+"""What every module of the collection shares: its error type and how main() turns it into a result."""
+
+from __future__ import annotations
+
+import typing as t
+
+
+class StackopsError(Exception):
+    """An expected failure: str() is the whole message for the user; details go into the result (cmd, rc, ...)."""
+
+    def __init__(self, msg: str, **details: t.Any) -> None:
+        super().__init__(msg)
+        self.details = details
+
+
+def execute(module: t.Any, body: t.Callable[[t.Any], dict[str, t.Any]]) -> t.NoReturn:
+    """Run a module's body and exit with its result, or fail with its message. fail_json is called outside the
+    except block on purpose: an expected failure carries no traceback, only the message and details."""
+    try:
+        result = body(module)
+    except StackopsError as exc:
+        error = exc
+    else:
+        module.exit_json(**result)
+    module.fail_json(msg=str(error), **error.details)
