@@ -481,17 +481,20 @@ class ComposeProject:
             time.sleep(1)
 
 
-def by_service(containers: list[Container], services: t.Iterable[str]) -> dict[str, t.Any]:
-    """The per-service part of a result: containers and an overall state and health."""
+def by_service(containers: list[Container], services: dict[str, t.Any], names: t.Iterable[str]) -> dict[str, t.Any]:
+    """The per-service part of a result: containers, an overall state and health, and whether it is ready."""
     result = {}
-    for name in sorted(services):
+    for name in sorted(names):
         mine = [c for c in containers if c.service == name]
         states = sorted({c.state for c in mine})
         healths = sorted({c.health for c in mine if c.health})
+        problems, _final = readiness_problems(containers, services, [name])
         result[name] = {
             "containers": [c.as_dict() for c in mine],
             "state": states[0] if len(states) == 1 else ("absent" if not states else "mixed"),
             "health": healths[0] if len(healths) == 1 else ("" if not healths else "mixed"),
+            "ready": not problems,
+            "problems": problems,
         }
     return result
 

@@ -157,13 +157,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 services:
-  description: Each targeted service after the run, or as it is in check mode.
+  description:
+    - Each targeted service after the run, or as it is in check mode. C(ready) says whether the service
+      is ready (see the description), and C(problems) says why not.
   returned: always
   type: dict
   sample:
     postgres:
       state: running
       health: healthy
+      ready: true
+      problems: []
       containers:
         - id: 645535a95b04
           name: app-postgres-1
@@ -397,7 +401,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
         "compose_version": ".".join(map(str, project.version)),
     }
     if module.check_mode:
-        return {**result, "changed": bool(steps), "services": by_service(before, wanted)}
+        return {**result, "changed": bool(steps), "services": by_service(before, project.services, wanted)}
 
     for name, args in steps:
         project.call(*args)
@@ -409,7 +413,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     else:
         after = project.containers()
     changed = fingerprint(before) != fingerprint(after) or bool(steps and params["state"] == "restarted")
-    result.update(changed=changed, services=by_service(after, wanted))
+    result.update(changed=changed, services=by_service(after, project.services, wanted))
     if module._diff:
         result["diff"] = {"before": state_view(before, wanted), "after": state_view(after, wanted)}
     return result

@@ -90,6 +90,10 @@ class ScratchProject:
     def args(self, **extra: object) -> dict[str, object]:
         return {"project_src": str(self.path), **extra}
 
+    def role_vars(self, role: str) -> dict[str, str]:
+        """A role's project variables pointing at this project (both: the inventory names the lab's project)."""
+        return {f"{role}_project_src": str(self.path), f"{role}_project_name": self.name}
+
     def remove(self) -> None:
         self.compose("--profile", "oneshot", "--profile", "broken", "down", "--volumes", "--timeout", "0")
 
