@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,17 +16,10 @@ import pytest
 import redis
 
 import lab
-from harness.paths import REPO, lab_credentials
+from harness.labctl import lab_up
+from harness.paths import lab_credentials
 
 PRODUCTION = ("lab1", "lab2")
-
-
-def lab_up() -> str:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "lab" / "lab.py"), "up"], capture_output=True, text=True, check=False, timeout=900
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def ready(addr: str) -> tuple[int, dict]:
