@@ -1,0 +1,36 @@
+"""Docs that must not drift: generated module/role pages, and the links the README and docs make."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from harness.paths import REPO
+
+
+def test_generated_pages_are_current() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "tools" / "gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_module_role_and_playbook_has_a_page() -> None:
+    for folder, pattern, pages in (
+        ("plugins/modules", "*.py", "docs/modules"),
+        ("roles", "*/meta", "docs/roles"),
+        ("playbooks", "*.yml", "docs/playbooks"),
+    ):
+        for path in (REPO / folder).glob(pattern):
+            name = path.parent.name if pattern.endswith("meta") else path.stem
+            assert (REPO / pages / f"{name}.md").exists(), f"{path.relative_to(REPO)} has no page in {pages}/"
+
+
+def test_relative_links_in_markdown_resolve() -> None:
+    for page in [REPO / "README.md", *(REPO / "docs").rglob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to missing {target}"
