@@ -56,6 +56,7 @@ demo: lab-up
 lint: venv collection
 	ruff check .
 	ruff format --check .
+	mypy $(COLLECTION)/plugins lab/lab.py tests/harness
 	ansible-lint
 
 # ansible-test bootstraps pip in each fresh venv from a download: seed_get_pip gives it a local stand-in.

@@ -495,7 +495,7 @@ def status(hosts: list[Host]) -> int:
         for s in SERVICE_PORTS:
             c = services.get(s)
             cells.append(f"{s}={c['state']}{'/' + c['health'] if c and c['health'] else ''}" if c else f"{s}=absent")
-            healthy &= bool(c) and c["state"] == "running" and c["health"] in ("healthy", "")
+            healthy &= c is not None and c["state"] == "running" and c["health"] in ("healthy", "")
         code, ready = http_json(f"http://{h.addr}/health/ready")
         healthy &= code == 200
         print(f"{h.name:8} {h.addr:11} [{h.group}]  {'  '.join(cells)}  ready: {code} {json.dumps(ready)}")
@@ -503,7 +503,7 @@ def status(hosts: list[Host]) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("command", choices=("up", "down", "status"))
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible.module_utils.basic import AnsibleModule
+
 
 class StackopsError(Exception):
     """An expected failure: str() is the whole message for the user; details go into the result (cmd, rc, ...)."""
@@ -18,9 +20,11 @@ class StackopsError(Exception):
         self.details = details
 
 
-def execute(module: t.Any, body: t.Callable[[t.Any], dict[str, t.Any]]) -> t.NoReturn:
-    """Run a module's body and exit with its result, or fail with its message. fail_json is called outside the
-    except block on purpose: an expected failure carries no traceback, only the message and details."""
+def execute(argument_spec: dict[str, t.Any], body: t.Callable[[AnsibleModule], dict[str, t.Any]]) -> None:
+    """A module's main(): build it (every module supports check mode), run its body, exit with the result or fail
+    with the message. fail_json is called outside the except block on purpose: an expected failure carries no
+    traceback, only the message and details."""
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = body(module)
     except StackopsError as exc:

@@ -201,8 +201,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    execute(module, run_module)
+    execute(argument_spec(), run_module)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def _run(check: bool, diff: bool, verbosity: int, timeout: int, label: str, **ru
         events = list(runner.events)
         stdout = runner.stdout.read()
         stats = runner.stats or {}
-    artifacts = next(
+    artifacts: dict[str, t.Any] = next(
         (e["event_data"].get("artifact_data", {}) for e in events if e.get("event") == "playbook_on_stats"), {}
     )
     return PlaybookRun(
