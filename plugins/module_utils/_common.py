@@ -25,10 +25,13 @@ def execute(argument_spec: dict[str, t.Any], body: t.Callable[[AnsibleModule], d
     with the message. fail_json is called outside the except block on purpose: an expected failure carries no
     traceback, only the message and details."""
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    error: StackopsError | None
     try:
         result = body(module)
     except StackopsError as exc:
-        error = exc
+        result, error = {}, exc
     else:
-        module.exit_json(**result)
-    module.fail_json(msg=str(error), **error.details)
+        error = None
+    if error is not None:
+        module.fail_json(msg=str(error), **error.details)
+    module.exit_json(**result)

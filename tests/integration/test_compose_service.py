@@ -39,7 +39,7 @@ def started_at(project: ScratchProject, service: str) -> str:
 
 
 def test_started_four_step_then_verified_with_docker(scratch: ScratchProject) -> None:
-    check_first, real_first, *_ = assert_module_four_step(SERVICE, scratch.args(state="started"))
+    check_first, real_first, *_rest = assert_module_four_step(SERVICE, scratch.args(state="started"))
     assert check_first.changed() == {"lab1": 1}
     result = real_first.result("lab1")
     assert sorted(result["services"]) == CORE
