@@ -18,13 +18,13 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv collection lab-up lab-down lab-status demo lint sanity unit integration test docs clean
+.PHONY: help venv collection lab-up lab-down lab-status demo lint sanity unit integration test docs bench clean
 
 help:
 	@echo "make demo        bring the lab up and run the main job against it"
 	@echo "make test        every check: lint, ansible-test sanity, unit and integration tests (brings the lab up)"
 	@echo "make lab-up | lab-down | lab-status    the lab fleet (127.0.2.N hosts over SSH)"
-	@echo "make lint | sanity | unit | integration | docs"
+	@echo "make lint | sanity | unit | integration | docs | bench"
 
 $(BIN)/.installed: requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ integration: lab-up
 
 test: lint sanity lab-up
 	pytest tests/unit tests/integration
+
+# Benchmarks as ratios against baselines measured in the same run (bench/README.md).
+bench: lab-up
+	bash bench/compose_service.sh
 
 # Module and role pages are generated from their documentation; tests/unit/test_docs.py fails when stale.
 docs: venv collection

@@ -165,6 +165,13 @@ def test_missing_compose_file_and_missing_image(scratch: ScratchProject) -> None
     assert scratch.ps() == {}
 
 
+def test_a_standalone_compose_v2_binary_works(scratch: ScratchProject) -> None:
+    # The plugin binary is a standalone v2 `docker-compose` when called by that name.
+    result = module_ok(scratch.args(compose_cli="/usr/libexec/docker/cli-plugins/docker-compose", services=["db"]))
+    assert result["compose_version"].startswith("2.") and result["changed"] is True
+    assert scratch.ps()["db"][0]["State"]["Status"] == "running"
+
+
 def test_compose_v1_is_refused_with_how_to_install_v2(scratch: ScratchProject) -> None:
     result = module_fails(SERVICE, scratch.args(compose_cli="/usr/bin/docker-compose"))
     assert "Compose v1 1.29.2" in result["msg"]

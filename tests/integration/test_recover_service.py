@@ -4,7 +4,10 @@ forms behind a confirmation."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -58,6 +61,29 @@ def test_an_unready_app_is_recovered_by_restarting_redis_then_app_then_nginx(hos
     run = run_playbook(PLAYBOOK, limit="lab2", extravars={"recover_service_services": ["redis"]})
     run.assert_ok()
     assert run.artifacts["recover_service"]["lab2"]["actions"] == ["start redis", "restart app", "restart nginx"]
+    assert ready(host) == 200
+
+
+def test_a_hung_app_is_restarted(hosts: dict) -> None:
+    host = hosts["lab2"]
+    pid = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Pid}}", "stackops-lab2-app-1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    os.kill(int(pid), signal.SIGSTOP)  # the process is there, the container "running", but nothing answers
+    try:
+        run = run_playbook(
+            PLAYBOOK, limit="lab2", extravars={"recover_service_services": ["app"], "recover_service_wait_timeout": 60}
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the restart replaced the process, as it should
+            os.kill(int(pid), signal.SIGCONT)
+    run.assert_ok()
+    summary = run.artifacts["recover_service"]["lab2"]
+    assert summary["problems_before"] == [f"http://{host.addr}/health/ready answered -1"]
+    assert summary["actions"] == ["restart app", "restart nginx"]
     assert ready(host) == 200
 
 
