@@ -319,7 +319,9 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         values = {name: secrets.token_urlsafe(24) for name in CREDENTIALS}
         write_if_changed(env, f"LAB_ADDR={host.addr}\n" + "".join(f"{k}={v}\n" for k, v in values.items()), 0o600)
         report.changed(f"{host.name}: generated credentials")
+    app_changed = write_if_changed(host.dir / "app" / "app.py", (LAB / "app/app.py").read_text())
     written = [
+        app_changed,
         write_if_changed(host.dir / "compose.yaml", render((LAB / "compose.yaml.tmpl").read_text(), host, image)),
         write_if_changed(
             host.dir / "nginx" / "nginx.conf", render((LAB / "nginx/nginx.conf").read_text(), host, image)
@@ -327,7 +329,6 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         write_if_changed(
             host.dir / "nginx" / "conf.d" / "app.conf", render((LAB / "nginx/conf.d/app.conf").read_text(), host, image)
         ),
-        write_if_changed(host.dir / "app" / "app.py", (LAB / "app/app.py").read_text()),
         *(write_if_changed(host.dir / "runtime" / f.name, f.read_text(), 0o755) for f in (LAB / "runtime").iterdir()),
     ]
     (host.dir / "data" / "postgres").mkdir(parents=True, exist_ok=True)
@@ -359,6 +360,11 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
             f"{host.name}: the compose project did not come up healthy "
             f"(state: {json.dumps(after)}).\n{proc.stderr.strip()[-1500:]}\nLast log lines:\n{logs}"
         )
+    if app_changed and before.get("app", {}).get("state") == "running":
+        # The app's code is bind-mounted: a running app keeps the old code until it restarts.
+        compose(host, "up", "--detach", "--wait", "--force-recreate", "app", timeout=UP_TIMEOUT)
+        after = containers(host)
+        report.changed(f"{host.name}: restarted app for its new code")
     moved = sorted(
         s for s in after if before.get(s, {}).get("id") != after[s]["id"] or before.get(s, {}).get("state") != "running"
     )

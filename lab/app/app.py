@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -120,11 +119,15 @@ class Handler(BaseHTTPRequestHandler):
         sys.stdout.flush()
 
 
+def stop(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
     server = ThreadingHTTPServer((ADDR, PORT), Handler)
     server.daemon_threads = True
-    # As PID 1 the process gets no default SIGTERM action: stop cleanly on `docker stop`.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    # As PID 1 the process gets no default SIGTERM action: leave serve_forever at once on `docker stop`.
+    signal.signal(signal.SIGTERM, stop)
     print(f"lab app listening on {ADDR}:{PORT}", flush=True)
     server.serve_forever()
 
