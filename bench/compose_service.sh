@@ -3,7 +3,8 @@
 #   baseline  `docker compose up -d`                      (no readiness check, no change detection)
 #   module    compose_service state=started over SSH       (ps before/after, readiness check of every service)
 #   check     the same in check mode                       (compose --dry-run instead of up)
-#   restart   `docker compose restart app`  vs  compose_service state=restarted services=[app] (waits healthy)
+#   restart   `docker compose restart app` then `up --wait app` (restart, then wait until healthy, by hand)
+#             vs compose_service state=restarted services=[app] (which waits for readiness itself)
 # hyperfine runs each command repeatedly; ratios are against the baseline measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ hyperfine --warmup 1 --runs "${RUNS:-5}" --export-json "$out/compose_up.json" \
   -n module "${module[*]} -a project_src=$project" \
   -n check "${module[*]} -C -a project_src=$project"
 hyperfine --warmup 1 --runs "${RUNS:-5}" --export-json "$out/compose_restart.json" \
-  -n baseline-restart "${compose[*]} restart app" \
+  -n baseline-restart "${compose[*]} restart app && ${compose[*]} up --wait app" \
   -n module-restart "${module[*]} -a '{\"project_src\": \"$project\", \"state\": \"restarted\", \"services\": [\"app\"]}'"
 python3 - "$out" <<'PY'
 import json, sys, pathlib

@@ -7,15 +7,25 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import psycopg2
-import redis
+
+def stop(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+# As PID 1 the process has no default SIGTERM action: take the signal before the slow imports below, or a
+# `docker stop` right after a start waits out docker's 10 s and kills.
+signal.signal(signal.SIGTERM, stop)
+
+import json  # noqa: E402
+import os  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psycopg2  # noqa: E402
+import redis  # noqa: E402
 
 ADDR = os.environ["LAB_ADDR"]
 PORT = int(os.environ.get("APP_PORT", "8000"))
@@ -119,15 +129,9 @@ class Handler(BaseHTTPRequestHandler):
         sys.stdout.flush()
 
 
-def stop(_signum: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
 def main() -> None:
     server = ThreadingHTTPServer((ADDR, PORT), Handler)
     server.daemon_threads = True
-    # As PID 1 the process gets no default SIGTERM action: leave serve_forever at once on `docker stop`.
-    signal.signal(signal.SIGTERM, stop)
     print(f"lab app listening on {ADDR}:{PORT}", flush=True)
     server.serve_forever()
 
