@@ -478,7 +478,7 @@ class ComposeProject:
                     containers=[c.as_dict() | {"service": c.service} for c in containers],
                     logs=self.logs(bad, tail="30").splitlines()[-60:],
                 )
-            time.sleep(1)
+            time.sleep(0.5)
 
 
 def by_service(containers: list[Container], services: dict[str, t.Any], names: t.Iterable[str]) -> dict[str, t.Any]:
