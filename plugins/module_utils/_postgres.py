@@ -1,0 +1,84 @@
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+"""PostgreSQL connections for the pg_* modules: options (documented once in the stackops.runbooks.postgres doc
+fragment), the library check, and connecting in one place."""
+
+from __future__ import annotations
+
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+
+try:
+    import psycopg2
+    import psycopg2.extras
+except ImportError:
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_PSYCOPG2 = True
+    PSYCOPG2_IMPORT_ERROR = None
+
+# What a failed query raises; catching it never needs psycopg2 imported by the caller.
+DatabaseError: type[Exception] = psycopg2.Error if HAS_PSYCOPG2 else Exception
+
+SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+def connection_argument_spec() -> dict[str, t.Any]:
+    return {
+        "login_host": {"type": "str", "default": "localhost"},
+        "login_port": {"type": "int", "default": 5432},
+        "login_user": {"type": "str", "default": "postgres"},
+        "login_password": {"type": "str", "no_log": True},
+        "login_unix_socket": {"type": "path"},
+        "login_db": {"type": "str", "default": "postgres"},
+        "ssl_mode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
+        "ca_cert": {"type": "path"},
+        "connect_timeout": {"type": "int", "default": 5},
+    }
+
+
+def ensure_libs(module: t.Any) -> None:
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+
+
+def connect_params(params: dict[str, t.Any], application: str) -> dict[str, t.Any]:
+    """libpq keywords from the module's options; empty values are left out so libpq's defaults apply."""
+    if params["connect_timeout"] < 1:
+        raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
+    found = {
+        "host": params["login_unix_socket"] or params["login_host"],
+        "port": params["login_port"],
+        "user": params["login_user"],
+        "password": params["login_password"],
+        "dbname": params["login_db"],
+        "sslmode": params["ssl_mode"],
+        "sslrootcert": params["ca_cert"],
+        "connect_timeout": params["connect_timeout"],
+        "application_name": application,
+    }
+    return {key: value for key, value in found.items() if value not in (None, "")}
+
+
+def connect(params: dict[str, t.Any], application: str, read_only: bool = False) -> tuple[t.Any, str | None]:
+    """(connection, None) or (None, why not). The caller decides whether not connecting is a failure."""
+    try:
+        conn = psycopg2.connect(**connect_params(params, application))
+    except psycopg2.Error as exc:
+        return None, (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    conn.set_session(readonly=read_only, autocommit=True)
+    return conn, None
+
+
+def rows(conn: t.Any, query: str, args: t.Any = None) -> list[dict[str, t.Any]]:
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(query, args)
+        return [dict(row) for row in cur.fetchall()]

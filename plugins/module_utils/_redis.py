@@ -1,0 +1,75 @@
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+"""Redis connections for the redis_* modules: options (documented once in the stackops.runbooks.redis doc
+fragment), the library check, and connecting in one place."""
+
+from __future__ import annotations
+
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+
+try:
+    import redis
+except ImportError:
+    HAS_REDIS = False
+    REDIS_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_REDIS = True
+    REDIS_IMPORT_ERROR = None
+
+RedisError: type[Exception] = redis.RedisError if HAS_REDIS else Exception
+
+
+def connection_argument_spec() -> dict[str, t.Any]:
+    return {
+        "login_host": {"type": "str", "default": "localhost"},
+        "login_port": {"type": "int", "default": 6379},
+        "login_user": {"type": "str"},
+        "login_password": {"type": "str", "no_log": True},
+        "login_unix_socket": {"type": "path"},
+        "db": {"type": "int", "default": 0},
+        "tls": {"type": "bool", "default": False},
+        "validate_certs": {"type": "bool", "default": True},
+        "ca_certs": {"type": "path"},
+        "connect_timeout": {"type": "int", "default": 5},
+    }
+
+
+def ensure_libs(module: t.Any) -> None:
+    if not HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+
+
+def client(params: dict[str, t.Any]) -> t.Any:
+    if params["connect_timeout"] < 1:
+        raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
+    if params["db"] < 0:
+        raise StackopsError(f"db must be 0 or more, not {params['db']}.")
+    common = {
+        "db": params["db"],
+        "username": params["login_user"],
+        "password": params["login_password"],
+        "socket_timeout": params["connect_timeout"],
+        "socket_connect_timeout": params["connect_timeout"],
+    }
+    if params["login_unix_socket"]:
+        return redis.Redis(unix_socket_path=params["login_unix_socket"], **common)
+    tls = {}
+    if params["tls"]:
+        tls = {
+            "ssl": True,
+            "ssl_cert_reqs": "required" if params["validate_certs"] else "none",
+            "ssl_ca_certs": params["ca_certs"],
+        }
+    return redis.Redis(host=params["login_host"], port=params["login_port"], **common, **tls)
+
+
+def target(params: dict[str, t.Any]) -> str:
+    return params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
