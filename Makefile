@@ -51,6 +51,7 @@ lab-status: venv
 
 demo: lab-up
 	ansible-playbook -i inventories/lab stackops.runbooks.stack_facts
+	ansible-playbook -i inventories/lab stackops.runbooks.health_check
 	ansible-playbook -i inventories/lab stackops.runbooks.recover_service
 
 lint: venv collection

@@ -32,7 +32,7 @@ def health_argument_spec(sections: t.Sequence[str]) -> dict[str, t.Any]:
     }
 
 
-def merge_thresholds(defaults: dict[str, float], given: dict[str, t.Any] | None) -> dict[str, float]:
+def merge_thresholds(defaults: t.Mapping[str, float], given: dict[str, t.Any] | None) -> dict[str, float]:
     """Defaults overridden by the user's numbers; an unknown name or a non-number is an error that lists the
     valid names."""
     merged = dict(defaults)

@@ -177,7 +177,7 @@ MB = 1024 * 1024
 def argument_spec() -> dict[str, t.Any]:
     spec = connection_argument_spec()
     spec.update(health_argument_spec(SECTIONS))
-    spec["big_keys_sample"] = {"type": "int", "default": 1000}
+    spec["big_keys_sample"] = {"type": "int", "default": 1000, "no_log": False}
     return spec
 
 

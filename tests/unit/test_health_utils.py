@@ -1,0 +1,83 @@
+"""The verdict shared by the health modules and the health_check role: thresholds, findings, status, fail_on."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.stackops.runbooks.plugins.filter.health import disk_used_pct, threshold
+from ansible_collections.stackops.runbooks.plugins.module_utils import _health as health
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+
+
+@pytest.mark.parametrize(
+    ("value", "higher_is_worse", "severity"),
+    [
+        (79, True, None),
+        (80, True, "warning"),
+        (95, True, "critical"),
+        (91, False, None),
+        (90, False, "warning"),
+        (70, False, "critical"),
+        (None, True, None),
+    ],
+)
+def test_rate(value: float | None, higher_is_worse: bool, severity: str | None) -> None:
+    warn, crit = (80, 95) if higher_is_worse else (90, 80)
+    found = health.rate("x", "reading", value, warn, crit, "%", higher_is_worse=higher_is_worse)
+    assert [f.severity for f in found] == ([severity] if severity else [])
+    if severity:
+        assert found[0].message.startswith(f"reading is {value:g}%, at or")
+        assert found[0].threshold == (crit if severity == "critical" else warn)
+
+
+def test_verdict_is_the_worst_finding() -> None:
+    assert health.verdict([]) == "ok"
+    findings = [health.Finding("a", "warning", "w"), health.Finding("b", "critical", "c")]
+    assert health.verdict(findings) == "critical"
+
+
+def test_thresholds_merge_and_refuse_unknown_names() -> None:
+    assert health.merge_thresholds({"a": 1, "b": 2}, {"b": "5"}) == {"a": 1, "b": 5.0}
+    with pytest.raises(StackopsError, match=r"Unknown threshold 'c'; known thresholds: a, b"):
+        health.merge_thresholds({"a": 1, "b": 2}, {"c": 1})
+    with pytest.raises(StackopsError, match=r"Threshold 'a' must be a number, not 'lots'"):
+        health.merge_thresholds({"a": 1}, {"a": "lots"})
+
+
+class FakeModule:
+    def __init__(self, fail_on: str) -> None:
+        self.params = {"fail_on": fail_on}
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "severity", "fails"),
+    [
+        ("critical", "critical", True),
+        ("critical", "warning", False),
+        ("warning", "warning", True),
+        ("never", "critical", False),
+    ],
+)
+def test_fail_on(fail_on: str, severity: str, fails: bool) -> None:
+    findings = [health.Finding("x", severity, "it is bad.")]
+    if fails:
+        with pytest.raises(StackopsError, match=rf"Health is {severity}: it is bad\.$"):
+            health.finish(FakeModule(fail_on), findings, {})
+    else:
+        assert health.finish(FakeModule(fail_on), findings, {})["status"] == severity
+
+
+def test_threshold_filter_on_one_reading_and_a_mapping() -> None:
+    assert threshold(50, "disk", "disk used", 80, 90, "%") == []
+    (finding,) = threshold(93, "disk", "disk used", 80, 90, "%")
+    assert finding["severity"] == "critical" and finding["message"].startswith("disk used is 93%")
+    found = threshold({"/": 85, "/data": 10}, "disk", "disk used on", 80, 90, "%")
+    assert [f["message"][:18] for f in found] == ["disk used on / is "]
+
+
+def test_disk_used_pct_from_ansible_mounts() -> None:
+    mounts = [
+        {"mount": "/", "size_total": 1000, "size_available": 250},
+        {"mount": "/boot", "size_total": 0, "size_available": 0},
+    ]
+    assert disk_used_pct(mounts, ["/", "/boot", "/missing"]) == {"/": 75.0}
