@@ -47,6 +47,7 @@ WORKING_STATUSES = frozenset(
         "Building",
     )
 )
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 IDLE_STATUSES = frozenset(("Running", "Waiting", "Healthy", "Exited", "Pulled", "Skipped", "Built"))
 
 
@@ -461,7 +462,8 @@ class ComposeProject:
         if timestamps:
             args.append("--timestamps")
         _rc, out, _err = self.call(*args, *services)
-        return out
+        # Compose 2.26.1 still writes an erase-line escape before the first line despite --no-color.
+        return ANSI_ESCAPE.sub("", out)
 
     def wait_ready(self, wanted: list[str], timeout: int) -> list[Container]:
         """Poll until the wanted services are ready; ComposeError with states and last log lines otherwise."""

@@ -63,6 +63,12 @@ options:
     description:
       - Write the kept lines to this file on the managed host. The file is replaced atomically.
     type: path
+  redact:
+    description:
+      - Values (passwords, tokens) replaced by C([REDACTED]) in every kept line, before it is returned or written.
+    type: list
+    elements: str
+    default: []
   mode:
     description:
       - Permissions of O(dest). Logs can hold secrets, so the default lets only the owner read them.
@@ -102,6 +108,11 @@ matched:
   returned: always
   type: int
   sample: 3
+matched_by_container:
+  description: How many kept lines each container printed, by the name Compose prefixes its lines with.
+  returned: always
+  type: dict
+  sample: {backend-1: 2}
 read:
   description: How many lines were read before filtering.
   returned: always
@@ -127,6 +138,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     common_argument_spec,
 )
 
+LOG_PREFIX = re.compile(r"^(\S+)\s+\|")
+
 
 def argument_spec() -> dict[str, t.Any]:
     spec = common_argument_spec()
@@ -139,6 +152,7 @@ def argument_spec() -> dict[str, t.Any]:
         timestamps={"type": "bool", "default": False},
         dest={"type": "path"},
         mode={"type": "raw", "default": "0600"},
+        redact={"type": "list", "elements": "str", "default": [], "no_log": True},
     )
     return spec
 
@@ -151,6 +165,28 @@ def line_filter(pattern: str | None, ignore_case: bool) -> t.Callable[[str], boo
     except re.error as exc:
         raise ComposeError(f"pattern {pattern!r} is not a valid regular expression: {exc}.") from None
     return lambda line: compiled.search(line) is not None
+
+
+def redactor(values: list[str]) -> t.Callable[[str], str]:
+    # Longest first, so a secret that contains another is replaced whole.
+    secrets = sorted({v for v in values if v}, key=len, reverse=True)
+
+    def redact(line: str) -> str:
+        for secret in secrets:
+            line = line.replace(secret, "[REDACTED]")
+        return line
+
+    return redact
+
+
+def by_container(lines: list[str]) -> dict[str, int]:
+    """Kept lines per container, from Compose's `NAME  | text` prefix."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        match = LOG_PREFIX.match(line)
+        if match:
+            counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return counts
 
 
 def check_tail(tail: str) -> str:
@@ -189,8 +225,15 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     services = params["services"] or []
     project.check_services(services)
     read = project.logs(services, tail=tail, since=params["since"], timestamps=params["timestamps"]).splitlines()
-    lines = [line for line in read if keep(line)]
-    result: dict[str, t.Any] = {"changed": False, "lines": lines, "matched": len(lines), "read": len(read)}
+    redact = redactor(params["redact"])
+    lines = [redact(line) for line in read if keep(line)]
+    result: dict[str, t.Any] = {
+        "changed": False,
+        "lines": lines,
+        "matched": len(lines),
+        "matched_by_container": by_container(lines),
+        "read": len(read),
+    }
     if params["dest"]:
         result["dest"] = params["dest"]
         result["changed"] = write_file(module, params["dest"], "".join(f"{line}\n" for line in lines))

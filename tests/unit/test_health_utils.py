@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.stackops.runbooks.plugins.filter.diagnostics import port_owner
 from ansible_collections.stackops.runbooks.plugins.filter.health import disk_used_pct, threshold
 from ansible_collections.stackops.runbooks.plugins.module_utils import _health as health
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.modules.compose_logs import by_container, redactor
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,23 @@ def test_disk_used_pct_from_ansible_mounts() -> None:
         {"mount": "/boot", "size_total": 0, "size_available": 0},
     ]
     assert disk_used_pct(mounts, ["/", "/boot", "/missing"]) == {"/": 75.0}
+
+
+SS = [  # `ss -Hltnp` on the lab (iproute2 6.1), three hosts' postgres and one wildcard listener
+    'LISTEN 0 244 127.0.2.1:5432 0.0.0.0:* users:(("postgres",pid=1201,fd=6))',
+    'LISTEN 0 244 127.0.2.2:5432 0.0.0.0:* users:(("postgres",pid=1302,fd=6))',
+    'LISTEN 0 511 0.0.0.0:8080 0.0.0.0:* users:(("nginx",pid=7,fd=9),("nginx",pid=8,fd=9))',
+]
+
+
+def test_port_owner() -> None:
+    assert port_owner(5432, SS, ["127.0.2.2"]) == "127.0.2.2:5432 by postgres (pid 1302)"
+    assert port_owner(5432, SS).count(" by postgres") == 2
+    assert port_owner(8080, SS, ["127.0.2.2"]) == "0.0.0.0:8080 by nginx (pid 7), nginx (pid 8)"
+    assert port_owner(6379, SS, ["127.0.2.2"]) == "nothing listens"
+
+
+def test_log_redaction_and_counts() -> None:
+    redact = redactor(["s3cr3t", "s3cr3t-longer", ""])
+    assert redact("a s3cr3t-longer b s3cr3t") == "a [REDACTED] b [REDACTED]"
+    assert by_container(["app-1  | x", "app-1  | y", "db-1  | z", "no prefix"]) == {"app-1": 2, "db-1": 1}
