@@ -24,17 +24,8 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.postgres
+  - stackops.runbooks.health
   - stackops.runbooks.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
 options:
   checks:
     description:
@@ -58,12 +49,6 @@ options:
       - C(replication_lag_warning_s) 30 and C(replication_lag_critical_s) 300.
     type: dict
     default: {}
-  fail_on:
-    description:
-      - Fail the task when the status is at least this bad. V(never) only reports.
-    type: str
-    default: critical
-    choices: [critical, warning, never]
   top:
     description:
       - How many rows the lists keep (largest tables, top statements, long queries).

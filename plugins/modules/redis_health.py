@@ -21,17 +21,8 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.redis
+  - stackops.runbooks.health
   - stackops.runbooks.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
 options:
   checks:
     description:
@@ -53,12 +44,6 @@ options:
       - C(big_key_warning_bytes) 10485760.
     type: dict
     default: {}
-  fail_on:
-    description:
-      - Fail the task when the status is at least this bad. V(never) only reports.
-    type: str
-    default: critical
-    choices: [critical, warning, never]
   big_keys_sample:
     description:
       - With the V(bigkeys) check, how many keys to look at (SCAN, then C(MEMORY USAGE) per key).
