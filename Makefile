@@ -80,6 +80,7 @@ test: lint sanity lab-up
 # Benchmarks as ratios against baselines measured in the same run (bench/README.md).
 bench: lab-up
 	bash bench/compose_service.sh
+	bash bench/health_check.sh
 
 # Module and role pages are generated from their documentation; tests/unit/test_docs.py fails when stale.
 docs: venv collection
