@@ -51,8 +51,12 @@ def test_production_databases_hold_the_realistic_schema(hosts: dict) -> None:
         schemas = {row[0] for row in query(host, "SELECT nspname FROM pg_namespace")}
         assert {"app", "billing", "audit"} <= schemas
         # Exact counts: n_live_tup is statistics, lost whenever a test stops postgres uncleanly.
-        tables = ("app.customers", "app.orders", "app.order_items", "billing.invoices", "billing.payments")
-        rows = query(host, "SELECT " + " + ".join(f"(SELECT count(*) FROM {table})" for table in tables))[0][0]
+        rows = query(
+            host,
+            "SELECT (SELECT count(*) FROM app.customers) + (SELECT count(*) FROM app.orders)"
+            " + (SELECT count(*) FROM app.order_items) + (SELECT count(*) FROM billing.invoices)"
+            " + (SELECT count(*) FROM billing.payments)",
+        )[0][0]
         assert rows >= 100_000
         (foreign_keys,) = query(host, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'")[0]
         assert foreign_keys >= 6
