@@ -23,15 +23,29 @@ def threshold(value: t.Any, check: str, label: str, warning: float, critical: fl
     return [asdict(f) for f in rate(check, label, float(value), float(warning), float(critical), unit)]
 
 
-def disk_used_pct(mounts: list[dict[str, t.Any]], wanted: list[str]) -> dict[str, float]:
-    """Percent used of the wanted mount points, from the setup module's ansible_mounts."""
-    return {
-        m["mount"]: round(100.0 * (m["size_total"] - m["size_available"]) / m["size_total"], 1)
-        for m in mounts
-        if m["mount"] in wanted and m.get("size_total")
-    }
+def host_readings(output: str) -> dict[str, t.Any]:
+    """The clock, disk use and memory use of a host, from the output of one probe (see health_check's host.yml):
+    `date +%s.%N`, `df -Pk -- MOUNT...` and the MemTotal and MemAvailable lines of /proc/meminfo. Lines it does
+    not know (an error from df, ssh's "Shared connection ... closed.") are ignored; a mount df could not read is
+    absent from disk_used_pct."""
+    clock: float | None = None
+    disks: dict[str, float] = {}
+    memory: dict[str, int] = {}
+    for line in output.replace("\r", "").splitlines():
+        fields = line.split(None, 5)
+        if len(fields) == 1 and fields[0].replace(".", "", 1).isdigit():
+            clock = float(fields[0])
+        elif len(fields) == 3 and fields[0] in ("MemTotal:", "MemAvailable:") and fields[1].isdigit():
+            memory[fields[0]] = int(fields[1])
+        elif len(fields) == 6 and fields[1].isdigit() and fields[2].isdigit() and fields[3].isdigit():
+            used, free = int(fields[2]), int(fields[3])
+            # As df's Capacity: blocks reserved for root count neither as used nor as available.
+            disks[fields[5]] = round(100.0 * used / (used + free), 1) if used + free else 0.0
+    total, available = memory.get("MemTotal:"), memory.get("MemAvailable:")
+    used_pct = round(100.0 * (total - available) / total, 1) if total and available is not None else None
+    return {"clock": clock, "disk_used_pct": disks, "memory_used_pct": used_pct}
 
 
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"threshold": threshold, "disk_used_pct": disk_used_pct}
+        return {"threshold": threshold, "host_readings": host_readings}

@@ -80,6 +80,7 @@ class Container:
     labels: dict[str, str] = field(default_factory=dict)
     ports: list[dict[str, t.Any]] = field(default_factory=list)
     started: str = ""
+    restarts: int = 0
 
     @property
     def running(self) -> bool:
@@ -95,6 +96,7 @@ class Container:
             "image": self.image,
             "created": self.created,
             "started": self.started,
+            "restarts": self.restarts,
             "ports": self.ports,
         }
 
@@ -426,22 +428,30 @@ class ComposeProject:
         return self.with_start_times(found)
 
     def with_start_times(self, containers: list[Container]) -> list[Container]:
+        """The containers with their start times and restart counts, which `ps` does not show."""
         if not containers:
             return containers
         rc, out, _err = self.module.run_command(
-            [*self.docker(), "inspect", "--format", "{{.Id}} {{.State.StartedAt}}", *[c.id for c in containers]],
+            [
+                *self.docker(),
+                "inspect",
+                "--format",
+                "{{.Id}} {{.RestartCount}} {{.State.StartedAt}}",
+                *[c.id for c in containers],
+            ],
             environ_update=self.environ(),
         )
-        started = {}
+        seen: dict[str, tuple[int, str]] = {}
         if rc == 0:
             for line in out.splitlines():
-                if " " in line:
-                    cid, when = line.split(" ", 1)
-                    started[cid] = when
-        return [
-            dataclasses.replace(c, started=next((v for k, v in started.items() if k.startswith(c.id)), ""))
-            for c in containers
-        ]
+                parts = line.split(" ", 2)
+                if len(parts) == 3 and parts[1].isdigit():
+                    seen[parts[0]] = (int(parts[1]), parts[2])
+        replaced = []
+        for c in containers:
+            restarts, started = next((v for k, v in seen.items() if k.startswith(c.id)), (0, ""))
+            replaced.append(dataclasses.replace(c, started=started, restarts=restarts))
+        return replaced
 
     def volumes(self) -> list[str]:
         docker = self.docker()
@@ -495,6 +505,7 @@ def by_service(containers: list[Container], services: dict[str, t.Any], names: t
             "containers": [c.as_dict() for c in mine],
             "state": states[0] if len(states) == 1 else ("absent" if not states else "mixed"),
             "health": healths[0] if len(healths) == 1 else ("" if not healths else "mixed"),
+            "restarts": sum(c.restarts for c in mine),
             "ready": not problems,
             "problems": problems,
         }

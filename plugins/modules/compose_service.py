@@ -159,13 +159,15 @@ RETURN = r"""
 services:
   description:
     - Each targeted service after the run, or as it is in check mode. C(ready) says whether the service
-      is ready (see the description), and C(problems) says why not.
+      is ready (see the description), and C(problems) says why not. C(restarts) is how often Docker restarted its
+      containers under their restart policy since they were last started by hand (a crash loop shows here).
   returned: always
   type: dict
   sample:
     postgres:
       state: running
       health: healthy
+      restarts: 0
       ready: true
       problems: []
       containers:
@@ -177,6 +179,7 @@ services:
           image: postgres:15
           created: "2026-11-23 07:35:53 +0000 UTC"
           started: "2026-11-23T07:35:54.1Z"
+          restarts: 0
           ports: []
 actions:
   description: The compose commands run, or that would run in check mode, in order.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.filter.diagnostics import port_owner
-from ansible_collections.stackops.runbooks.plugins.filter.health import disk_used_pct, threshold
+from ansible_collections.stackops.runbooks.plugins.filter.health import host_readings, threshold
 from ansible_collections.stackops.runbooks.plugins.module_utils import _health as health
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.modules.compose_logs import by_container, redactor
@@ -77,12 +77,26 @@ def test_threshold_filter_on_one_reading_and_a_mapping() -> None:
     assert [f["message"][:18] for f in found] == ["disk used on / is "]
 
 
-def test_disk_used_pct_from_ansible_mounts() -> None:
-    mounts = [
-        {"mount": "/", "size_total": 1000, "size_available": 250},
-        {"mount": "/boot", "size_total": 0, "size_available": 0},
-    ]
-    assert disk_used_pct(mounts, ["/", "/boot", "/missing"]) == {"/": 75.0}
+# The host probe's output over SSH on the lab (coreutils 9.1), with a mount that does not exist and ssh's trailer.
+PROBE = """1795428981.802490008\r
+df: /nonexistent: No such file or directory\r
+Filesystem     1024-blocks     Used Available Capacity Mounted on\r
+/dev/vda         264212084 25102788  81288124      24% /\r
+tmpfs                 1024        0      1024       0% /srv/my data\r
+MemTotal:       24683656 kB\r
+MemAvailable:   23926828 kB\r
+Shared connection to 127.0.2.1 closed.\r
+"""
+
+
+def test_host_readings_from_the_probe() -> None:
+    readings = host_readings(PROBE)
+    assert readings == {
+        "clock": 1795428981.802490008,
+        "disk_used_pct": {"/": 23.6, "/srv/my data": 0.0},
+        "memory_used_pct": 3.1,
+    }
+    assert host_readings("") == {"clock": None, "disk_used_pct": {}, "memory_used_pct": None}
 
 
 SS = [  # `ss -Hltnp` on the lab (iproute2 6.1), three hosts' postgres and one wildcard listener

@@ -1,0 +1,330 @@
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+"""What pg_health reads and how it judges it, shared with stack_health: one read-only connection, section by
+section, each reading compared with the thresholds."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import DatabaseError, connect, rows
+
+SECTIONS = [
+    "connections",
+    "activity",
+    "locks",
+    "sizes",
+    "cache",
+    "vacuum",
+    "wraparound",
+    "replication",
+    "statements",
+    "settings",
+]
+DEFAULTS = {
+    "connections_warning_pct": 80,
+    "connections_critical_pct": 95,
+    "idle_in_transaction_warning_s": 60,
+    "idle_in_transaction_critical_s": 600,
+    "long_query_warning_s": 60,
+    "long_query_critical_s": 300,
+    "lock_wait_warning_s": 10,
+    "lock_wait_critical_s": 60,
+    "cache_hit_warning_pct": 90,
+    "cache_hit_critical_pct": 80,
+    "cache_min_reads": 1000,
+    "dead_tuples_warning_pct": 20,
+    "dead_tuples_critical_pct": 50,
+    "dead_tuples_min_rows": 10000,
+    "wraparound_warning_pct": 50,
+    "wraparound_critical_pct": 75,
+    "replication_lag_warning_s": 30,
+    "replication_lag_critical_s": 300,
+}
+XID_HORIZON = 2**31
+# Query texts are cut at 200 characters; the module's own session (pg_backend_pid) is never a finding.
+
+
+def read_connections(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    (limits,) = rows(
+        conn,
+        "SELECT current_setting('max_connections')::int AS max_connections, "
+        "current_setting('superuser_reserved_connections')::int AS reserved",
+    )
+    states = rows(
+        conn,
+        "SELECT coalesce(state, 'background') AS state, count(*) AS count FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC",
+    )
+    clients = rows(
+        conn,
+        "SELECT coalesce(host(client_addr), 'local') AS client, usename AS user, "
+        "datname AS database, count(*) AS count FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT %s",
+        (top,),
+    )
+    used = sum(s["count"] for s in states)
+    pct = round(100.0 * used / limits["max_connections"], 1)
+    data = {
+        "used": used,
+        "max_connections": limits["max_connections"],
+        "superuser_reserved": limits["reserved"],
+        "used_pct": pct,
+        "by_state": {s["state"]: s["count"] for s in states},
+        "by_client": clients,
+    }
+    label = f"{used} of {limits['max_connections']} connections in use ({pct:g}%)"
+    found = rate("connections", label, pct, th["connections_warning_pct"], th["connections_critical_pct"], "%")
+    return data, found
+
+
+def read_activity(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    idle = rows(
+        conn,
+        "SELECT pid, usename AS user, datname AS database, application_name AS application, "
+        "round(extract(epoch FROM now() - state_change))::int AS seconds, "
+        "left(query, 200) AS last_query FROM pg_stat_activity "
+        "WHERE state IN ('idle in transaction', 'idle in transaction (aborted)') "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+        "ORDER BY state_change LIMIT %s",
+        (top,),
+    )
+    long = rows(
+        conn,
+        "SELECT pid, usename AS user, datname AS database, application_name AS application, "
+        "round(extract(epoch FROM now() - query_start))::int AS seconds, wait_event_type, "
+        "left(query, 200) AS query FROM pg_stat_activity "
+        "WHERE state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+        "AND now() - query_start > %s * interval '1 second' "
+        "ORDER BY query_start LIMIT %s",
+        (th["long_query_warning_s"], top),
+    )
+    found = []
+    for s in idle:
+        label = f"session pid {s['pid']} ({s['user']}@{s['database']}) idle in transaction for {s['seconds']}s"
+        found += rate(
+            "activity",
+            label,
+            s["seconds"],
+            th["idle_in_transaction_warning_s"],
+            th["idle_in_transaction_critical_s"],
+            "s",
+        )
+    for q in long:
+        label = f"query of pid {q['pid']} ({q['user']}@{q['database']}) running for {q['seconds']}s"
+        found += rate("activity", label, q["seconds"], th["long_query_warning_s"], th["long_query_critical_s"], "s")
+    return {"idle_in_transaction": idle, "long_queries": long}, found
+
+
+def read_locks(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    blocked = rows(
+        conn,
+        "SELECT pid, usename AS user, datname AS database, pg_blocking_pids(pid) AS blocked_by, "
+        "round(extract(epoch FROM now() - query_start))::int AS seconds, "
+        "left(query, 200) AS query FROM pg_stat_activity "
+        "WHERE cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start LIMIT %s",
+        (top,),
+    )
+    found = []
+    for b in blocked:
+        label = (
+            f"pid {b['pid']} ({b['user']}@{b['database']}) waits for a lock held by pid(s) "
+            f"{', '.join(map(str, b['blocked_by']))} for {b['seconds']}s"
+        )
+        found += rate("locks", label, b["seconds"], th["lock_wait_warning_s"], th["lock_wait_critical_s"], "s")
+    return {"blocked": blocked, "blocked_count": len(blocked)}, found
+
+
+def read_sizes(conn: t.Any, _th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    databases = rows(
+        conn,
+        "SELECT datname AS database, pg_database_size(datname) AS bytes FROM pg_database "
+        "WHERE datallowconn ORDER BY 2 DESC",
+    )
+    tables = rows(
+        conn,
+        "SELECT n.nspname AS schema, c.relname AS table, pg_total_relation_size(c.oid) AS bytes, "
+        "c.reltuples::bigint AS estimated_rows FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 3 DESC LIMIT %s",
+        (top,),
+    )
+    return {"databases": databases, "largest_tables": tables}, []
+
+
+def read_cache(conn: t.Any, th: dict[str, float], _top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    (stats,) = rows(
+        conn, "SELECT blks_hit AS hits, blks_read AS reads FROM pg_stat_database WHERE datname = current_database()"
+    )
+    total = stats["hits"] + stats["reads"]
+    ratio = round(100.0 * stats["hits"] / total, 2) if total else None
+    data = {**stats, "hit_pct": ratio}
+    if ratio is None or total < th["cache_min_reads"]:
+        return data, []
+    return data, rate(
+        "cache",
+        "cache hit ratio",
+        ratio,
+        th["cache_hit_warning_pct"],
+        th["cache_hit_critical_pct"],
+        "%",
+        higher_is_worse=False,
+    )
+
+
+def read_vacuum(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    tables = rows(
+        conn,
+        "SELECT schemaname AS schema, relname AS table, n_live_tup AS live, n_dead_tup AS dead, "
+        "round(100.0 * n_dead_tup / greatest(n_live_tup + n_dead_tup, 1), 1)::float AS dead_pct, "
+        "last_vacuum, last_autovacuum, last_analyze, last_autoanalyze FROM pg_stat_user_tables "
+        "ORDER BY n_dead_tup DESC LIMIT %s",
+        (top,),
+    )
+    for table in tables:
+        for key in ("last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze"):
+            table[key] = table[key].isoformat() if table[key] else None
+    found = []
+    for table in tables:
+        if table["live"] + table["dead"] >= th["dead_tuples_min_rows"]:
+            label = f"{table['schema']}.{table['table']} has {table['dead_pct']:g}% dead tuples ({table['dead']})"
+            found += rate(
+                "vacuum", label, table["dead_pct"], th["dead_tuples_warning_pct"], th["dead_tuples_critical_pct"], "%"
+            )
+    return {"tables": tables}, found
+
+
+def read_wraparound(conn: t.Any, th: dict[str, float], _top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    databases = rows(
+        conn, "SELECT datname AS database, age(datfrozenxid)::bigint AS xid_age FROM pg_database ORDER BY 2 DESC"
+    )
+    for db in databases:
+        db["pct"] = round(100.0 * db["xid_age"] / XID_HORIZON, 2)
+    found = []
+    if databases:
+        worst = databases[0]
+        found = rate(
+            "wraparound",
+            f"transaction ID age of {worst['database']} ({worst['xid_age']})",
+            worst["pct"],
+            th["wraparound_warning_pct"],
+            th["wraparound_critical_pct"],
+            "% of the horizon",
+        )
+    return {"databases": databases}, found
+
+
+def read_replication(conn: t.Any, th: dict[str, float], _top: int, standby: bool) -> tuple[dict, list[Finding]]:
+    if standby:
+        (state,) = rows(
+            conn,
+            "SELECT pg_last_wal_receive_lsn()::text AS received, "
+            "pg_last_wal_replay_lsn()::text AS replayed, "
+            "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float AS lag_s",
+        )
+        label = "replay lag of this standby"
+        return {"role": "standby", **state}, rate(
+            "replication", label, state["lag_s"], th["replication_lag_warning_s"], th["replication_lag_critical_s"], "s"
+        )
+    standbys = rows(
+        conn,
+        "SELECT application_name AS name, host(client_addr) AS client, state, sync_state, "
+        "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes, "
+        "extract(epoch FROM replay_lag)::float AS lag_s FROM pg_stat_replication",
+    )
+    found = []
+    for s in standbys:
+        found += rate(
+            "replication",
+            f"replay lag of standby {s['name']} ({s['client']})",
+            s["lag_s"],
+            th["replication_lag_warning_s"],
+            th["replication_lag_critical_s"],
+            "s",
+        )
+    return {"role": "primary", "standbys": standbys}, found
+
+
+def read_statements(conn: t.Any, _th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    installed = rows(conn, "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
+    if not installed:
+        return {
+            "available": False,
+            "note": "pg_stat_statements is not installed in this database: add it to "
+            "shared_preload_libraries and CREATE EXTENSION pg_stat_statements",
+        }, []
+    top_rows = rows(
+        conn,
+        "SELECT queryid::text AS queryid, calls, round(mean_exec_time::numeric, 2)::float AS mean_ms, "
+        "round(total_exec_time::numeric, 2)::float AS total_ms, rows, "
+        "left(query, 200) AS query FROM pg_stat_statements "
+        "ORDER BY mean_exec_time DESC LIMIT %s",
+        (top,),
+    )
+    return {"available": True, "top_by_mean_time": top_rows}, []
+
+
+def read_settings(conn: t.Any, _th: dict[str, float], _top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+    pending = rows(conn, "SELECT name, setting, unit, source FROM pg_settings WHERE pending_restart ORDER BY name")
+    found = [
+        Finding(
+            "settings", "warning", f"setting {p['name']} was changed but needs a server restart to apply", p["setting"]
+        )
+        for p in pending
+    ]
+    return {"pending_restart": pending}, found
+
+
+READERS: dict[str, t.Callable[..., tuple[dict[str, t.Any], list[Finding]]]] = {
+    "connections": read_connections,
+    "activity": read_activity,
+    "locks": read_locks,
+    "sizes": read_sizes,
+    "cache": read_cache,
+    "vacuum": read_vacuum,
+    "wraparound": read_wraparound,
+    "statements": read_statements,
+    "settings": read_settings,
+}
+
+
+def read_health(
+    params: dict[str, t.Any], th: dict[str, float], application: str
+) -> tuple[dict[str, t.Any], list[Finding]]:
+    """The result sections and the findings of one health read; an unreachable server is a critical finding."""
+    conn, error = connect(params, application, read_only=True)
+    if conn is None:
+        target = params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
+        finding = Finding("availability", "critical", f"PostgreSQL at {target} is not available: {error}")
+        return {"is_available": False, "conn_err_msg": error}, [finding]
+    try:
+        with conn.cursor() as cur:
+            # A health check must never hang on a sick server, nor hold locks.
+            cur.execute("SET statement_timeout = '10s'; SET lock_timeout = '1s'")
+        (server,) = rows(
+            conn,
+            "SELECT current_setting('server_version') AS version, "
+            "current_setting('server_version_num')::int AS version_num, "
+            "pg_is_in_recovery() AS in_recovery",
+        )
+        result: dict[str, t.Any] = {"is_available": True, "server": server}
+        findings: list[Finding] = []
+        for section in params["checks"] or SECTIONS:
+            try:
+                if section == "replication":
+                    data, found = read_replication(conn, th, params["top"], server["in_recovery"])
+                else:
+                    data, found = READERS[section](conn, th, params["top"])
+            except DatabaseError as exc:
+                # One unreadable section (a missing privilege, a timeout) must not hide the others.
+                message = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                data, found = {"error": message}, [Finding(section, "warning", f"could not read {section}: {message}")]
+            result[section] = data
+            findings += found
+    finally:
+        conn.close()
+    return result, findings
