@@ -307,6 +307,28 @@ def containers(host: Host) -> dict[str, dict[str, str]]:
     return found
 
 
+def ensure_certificate(host: Host) -> bool:
+    """A self-signed certificate for nginx's TLS listener (valid a year, renewed when under 30 days left), which is
+    also the CA file clients trust: lab.crt. True when it was (re)made."""
+    tls = host.dir / "nginx" / "tls"
+    cert, key = tls / "lab.crt", tls / "lab.key"
+    if cert.exists() and key.exists():
+        fresh = run(["openssl", "x509", "-checkend", str(30 * 86400), "-noout", "-in", str(cert)], check=False)
+        if fresh.returncode == 0:
+            return False
+    tls.mkdir(parents=True, exist_ok=True)
+    run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+            "-keyout", str(key), "-out", str(cert),
+            "-subj", f"/CN={host.name}.stackops.test",
+            "-addext", f"subjectAltName=IP:{host.addr},DNS:{host.name}.stackops.test",
+        ]
+    )  # fmt: skip
+    key.chmod(0o600)
+    return True
+
+
 def ensure_project(host: Host, image: str, report: Report) -> None:
     env = host.dir / ".env"
     fresh = not env.exists()
@@ -320,14 +342,16 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         write_if_changed(env, f"LAB_ADDR={host.addr}\n" + "".join(f"{k}={v}\n" for k, v in values.items()), 0o600)
         report.changed(f"{host.name}: generated credentials")
     app_changed = write_if_changed(host.dir / "app" / "app.py", (LAB / "app/app.py").read_text())
+    tls_made = ensure_certificate(host)
+    nginx_conf = render((LAB / "nginx/conf.d/app.conf").read_text(), host, image)
+    nginx_changed = write_if_changed(host.dir / "nginx" / "conf.d" / "app.conf", nginx_conf)
     written = [
+        tls_made,
+        nginx_changed,
         app_changed,
         write_if_changed(host.dir / "compose.yaml", render((LAB / "compose.yaml.tmpl").read_text(), host, image)),
         write_if_changed(
             host.dir / "nginx" / "nginx.conf", render((LAB / "nginx/nginx.conf").read_text(), host, image)
-        ),
-        write_if_changed(
-            host.dir / "nginx" / "conf.d" / "app.conf", render((LAB / "nginx/conf.d/app.conf").read_text(), host, image)
         ),
         *(write_if_changed(host.dir / "runtime" / f.name, f.read_text(), 0o755) for f in (LAB / "runtime").iterdir()),
     ]
@@ -365,6 +389,10 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         compose(host, "up", "--detach", "--wait", "--force-recreate", "app", timeout=UP_TIMEOUT)
         after = containers(host)
         report.changed(f"{host.name}: restarted app for its new code")
+    if (nginx_changed or tls_made) and before.get("nginx", {}).get("state") == "running":
+        # nginx reads its configuration and certificate at start and on reload only.
+        compose(host, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+        report.changed(f"{host.name}: reloaded nginx for its new configuration")
     moved = sorted(
         s for s in after if before.get(s, {}).get("id") != after[s]["id"] or before.get(s, {}).get("state") != "running"
     )

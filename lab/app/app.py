@@ -3,6 +3,8 @@
 /health        liveness: the process answers.
 /health/ready  readiness: really queries the database and pings Redis; 503 when either fails.
 /api/customers/<id>  reads a customer, cached in Redis for 5 minutes (real traffic for the stack).
+OPTIONS /api/...     CORS preflight: allows only https://app.stackops.test.
+/ws/           a WebSocket opening handshake (101 with Sec-WebSocket-Accept), then close.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def stop(_signum: int, _frame: object) -> None:
 # `docker stop` right after a start waits out docker's 10 s and kills.
 signal.signal(signal.SIGTERM, stop)
 
+import base64  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
@@ -30,6 +34,8 @@ import redis  # noqa: E402
 ADDR = os.environ["LAB_ADDR"]
 PORT = int(os.environ.get("APP_PORT", "8000"))
 CHECK_TIMEOUT = 2
+CORS_ORIGIN = "https://app.stackops.test"
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def db_connect() -> Any:
@@ -101,9 +107,38 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def do_OPTIONS(self) -> None:
+        # CORS preflight for the API, as the runbooks' nginx/app setups answer it: only the app's own origin.
+        origin = self.headers.get("Origin", "")
+        self.send_response(204)
+        if self.path.startswith("/api/") and origin == CORS_ORIGIN:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def upgrade(self) -> None:
+        """The WebSocket opening handshake (RFC 6455), then close: enough for a health check to prove the upgrade
+        passes through nginx."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        if self.headers.get("Upgrade", "").lower() != "websocket" or not key:
+            self.reply(426, {"error": "upgrade required"})
+            return
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode(), usedforsecurity=False).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.end_headers()
+        self.close_connection = True
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path == "/health":
+        if path == "/ws/":
+            self.upgrade()
+        elif path == "/health":
             self.reply(200, {"status": "ok"})
         elif path == "/health/ready":
             database, cache_state = check_database(), check_redis()

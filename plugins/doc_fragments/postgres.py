@@ -4,12 +4,9 @@
 
 from __future__ import annotations
 
+from textwrap import indent
 
-class ModuleDocFragment:
-    # Connection options of every pg_* module (plugins/module_utils/_postgres.py connection_argument_spec),
-    # named as community.postgresql names them.
-    DOCUMENTATION = r"""
-options:
+CONNECTION = r"""
   login_host:
     description:
       - The server's host name or address.
@@ -32,7 +29,7 @@ options:
     type: str
   login_unix_socket:
     description:
-      - A Unix socket directory to connect through instead of O(login_host).
+      - A Unix socket directory to connect through instead of the host (C(login_host)).
     type: path
   login_db:
     description:
@@ -54,6 +51,56 @@ options:
       - Seconds to wait for the connection.
     type: int
     default: 5
+"""
+
+REQUIREMENTS = r"""
 requirements:
   - psycopg2 on the managed host (C(python3-psycopg2) or C(psycopg2-binary)).
 """
+
+CHECKS = r"""
+  checks:
+    description:
+      - The sections to read. Availability, version and recovery role are always read. Default is every section.
+      - A liveness probe can ask for V(connections) alone.
+    type: list
+    elements: str
+    choices: [connections, activity, locks, sizes, cache, vacuum, wraparound, replication, statements, settings]
+  thresholds:
+    description:
+      - Numbers that override the defaults. Unknown names are refused with the list of valid ones.
+      - C(connections_warning_pct) 80 and C(connections_critical_pct) 95 (of C(max_connections)).
+      - C(idle_in_transaction_warning_s) 60 and C(idle_in_transaction_critical_s) 600.
+      - C(long_query_warning_s) 60 and C(long_query_critical_s) 300.
+      - C(lock_wait_warning_s) 10 and C(lock_wait_critical_s) 60.
+      - C(cache_hit_warning_pct) 90 and C(cache_hit_critical_pct) 80, below which it is a finding, judged only
+        after C(cache_min_reads) 1000 block reads.
+      - C(dead_tuples_warning_pct) 20 and C(dead_tuples_critical_pct) 50, for tables over
+        C(dead_tuples_min_rows) 10000 rows.
+      - C(wraparound_warning_pct) 50 and C(wraparound_critical_pct) 75 (of the 2^31 XID horizon).
+      - C(replication_lag_warning_s) 30 and C(replication_lag_critical_s) 300.
+    type: dict
+    default: {}
+  top:
+    description:
+      - How many rows the lists keep (largest tables, top statements, long queries).
+    type: int
+    default: 10
+"""
+
+
+class ModuleDocFragment:
+    # Connection options of every pg_* module (plugins/module_utils/_postgres.py connection_argument_spec),
+    # named as community.postgresql names them.
+    DOCUMENTATION = "options:\n" + CONNECTION + REQUIREMENTS
+
+    # The sections and thresholds of pg_health (plugins/module_utils/_pg_checks.py).
+    HEALTH = "options:\n" + CHECKS
+
+    # The same options as one dictionary option of stack_health.
+    STACK_HEALTH = (
+        "options:\n  postgres:\n    description:\n"
+        "      - How to reach PostgreSQL and what to check, as the options of M(stackops.runbooks.pg_health).\n"
+        "      - Leave it out to skip PostgreSQL.\n"
+        "    type: dict\n    suboptions:\n" + indent(CONNECTION + CHECKS, "    ")
+    )

@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
+from textwrap import indent
 
-class ModuleDocFragment:
-    # Connection options of every redis_* module (plugins/module_utils/_redis.py connection_argument_spec).
-    DOCUMENTATION = r"""
-options:
+CONNECTION = r"""
   login_host:
     description:
       - The server's host name or address.
@@ -30,7 +28,7 @@ options:
     type: str
   login_unix_socket:
     description:
-      - A Unix socket path to connect through instead of O(login_host).
+      - A Unix socket path to connect through instead of the host (C(login_host)).
     type: path
   db:
     description:
@@ -44,18 +42,65 @@ options:
     default: false
   validate_certs:
     description:
-      - With O(tls), verify the server's certificate.
+      - With C(tls), verify the server's certificate.
     type: bool
     default: true
   ca_certs:
     description:
-      - With O(tls), a file of CA certificates to verify the server with.
+      - With C(tls), a file of CA certificates to verify the server with.
     type: path
   connect_timeout:
     description:
       - Seconds to wait for the connection and for each reply.
     type: int
     default: 5
+"""
+
+REQUIREMENTS = r"""
 requirements:
   - The redis Python library on the managed host (C(python3-redis) or C(redis)).
 """
+
+CHECKS = r"""
+  checks:
+    description:
+      - The sections to read. PING, version and role are always read. Default is every section except
+        V(bigkeys), which scans and so runs only when asked for.
+    type: list
+    elements: str
+    choices: [memory, stats, clients, persistence, replication, keyspace, bigkeys]
+  thresholds:
+    description:
+      - Numbers that override the defaults. Unknown names are refused with the list of valid ones.
+      - C(memory_warning_pct) 80 and C(memory_critical_pct) 90 (of C(maxmemory), when set).
+      - C(fragmentation_warning_ratio) 1.5, judged above C(fragmentation_min_mb) 64 MB used.
+      - C(hit_ratio_warning_pct) 80, judged after C(hit_ratio_min_lookups) 1000 lookups.
+      - C(clients_warning_pct) 80 and C(clients_critical_pct) 95 (of C(maxclients)).
+      - C(last_save_warning_s) 3600 and C(last_save_critical_s) 86400, judged only when RDB snapshots are
+        configured.
+      - C(replication_lag_warning_bytes) 1048576.
+      - C(big_key_warning_bytes) 10485760.
+    type: dict
+    default: {}
+  big_keys_sample:
+    description:
+      - With the V(bigkeys) check, how many keys to look at (SCAN, then C(MEMORY USAGE) per key).
+    type: int
+    default: 1000
+"""
+
+
+class ModuleDocFragment:
+    # Connection options of every redis_* module (plugins/module_utils/_redis.py connection_argument_spec).
+    DOCUMENTATION = "options:\n" + CONNECTION + REQUIREMENTS
+
+    # The sections and thresholds of redis_health (plugins/module_utils/_redis_checks.py).
+    HEALTH = "options:\n" + CHECKS
+
+    # The same options as one dictionary option of stack_health.
+    STACK_HEALTH = (
+        "options:\n  redis:\n    description:\n"
+        "      - How to reach Redis and what to check, as the options of M(stackops.runbooks.redis_health).\n"
+        "      - Leave it out to skip Redis.\n"
+        "    type: dict\n    suboptions:\n" + indent(CONNECTION + CHECKS, "    ")
+    )

@@ -21,34 +21,9 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.redis
+  - stackops.runbooks.redis.health
   - stackops.runbooks.health
   - stackops.runbooks.attributes
-options:
-  checks:
-    description:
-      - The sections to read. PING, version and role are always read. Default is every section except
-        V(bigkeys), which scans and so runs only when asked for.
-    type: list
-    elements: str
-    choices: [memory, stats, clients, persistence, replication, keyspace, bigkeys]
-  thresholds:
-    description:
-      - Numbers that override the defaults. Unknown names are refused with the list of valid ones.
-      - C(memory_warning_pct) 80 and C(memory_critical_pct) 90 (of C(maxmemory), when set).
-      - C(fragmentation_warning_ratio) 1.5, judged above C(fragmentation_min_mb) 64 MB used.
-      - C(hit_ratio_warning_pct) 80, judged after C(hit_ratio_min_lookups) 1000 lookups.
-      - C(clients_warning_pct) 80 and C(clients_critical_pct) 95 (of C(maxclients)).
-      - C(last_save_warning_s) 3600 and C(last_save_critical_s) 86400, judged only when RDB snapshots are
-        configured.
-      - C(replication_lag_warning_bytes) 1048576.
-      - C(big_key_warning_bytes) 10485760.
-    type: dict
-    default: {}
-  big_keys_sample:
-    description:
-      - With the V(bigkeys) check, how many keys to look at (SCAN, then C(MEMORY USAGE) per key).
-    type: int
-    default: 1000
 """
 
 EXAMPLES = r"""

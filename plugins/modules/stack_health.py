@@ -1,0 +1,303 @@
+#!/usr/bin/python
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stack_health
+short_description: The health of a whole compose stack on one host, read in one module run
+version_added: 0.1.0
+description:
+  - Reads, at the same time, the compose services (state, readiness, restarts), nginx's config test in its
+    service, PostgreSQL as M(stackops.runbooks.pg_health) reads it, Redis as M(stackops.runbooks.redis_health)
+    reads it, and HTTP endpoints as M(stackops.runbooks.http_health) asks them.
+  - It is what the P(stackops.runbooks.health_check#role) role runs on each host. One module run instead of one
+    per part saves the fixed cost of each Ansible task (module transfer and start, about half a second here), and
+    the parts run concurrently, so the run takes about as long as its slowest part.
+  - Findings have the same shape as the other health modules'. Each C(check) is prefixed with its part
+    (V(services), V(nginx), V(postgres), V(redis), V(http)), and RV(status) is the worst of them. A part that
+    cannot be read is a critical finding of that part; it does not hide the others.
+author: stackops developers (@stackops)
+extends_documentation_fragment:
+  - stackops.runbooks.compose
+  - stackops.runbooks.postgres.stack_health
+  - stackops.runbooks.redis.stack_health
+  - stackops.runbooks.http.stack_health
+  - stackops.runbooks.health
+  - stackops.runbooks.attributes
+options:
+  services:
+    description:
+      - The compose services to judge. Default is every service of the project.
+    type: list
+    elements: str
+  nginx_service:
+    description:
+      - The compose service that runs nginx, whose configuration is tested with O(nginx_test). Leave it out to
+        skip the test.
+    type: str
+  nginx_test:
+    description:
+      - The config test run in O(nginx_service) (an argv list, no shell).
+    type: list
+    elements: str
+    default: [nginx, -t]
+  thresholds:
+    description:
+      - Numbers for the services part that override the defaults. Unknown names are refused with the list of
+        valid ones.
+      - C(restarts_warning) 1 and C(restarts_critical) 5, the restarts Docker made under a service's restart policy
+        since its containers were last started by hand (a crash loop).
+    type: dict
+    default: {}
+requirements:
+  - psycopg2 and the redis Python library on the managed host, when O(postgres) and O(redis) are given.
+"""
+
+EXAMPLES = r"""
+- name: Read the whole stack at once
+  stackops.runbooks.stack_health:
+    project_src: /srv/app
+    nginx_service: nginx
+    postgres:
+      login_host: 127.0.0.1
+      login_password: "{{ pg_password }}"
+      login_db: app
+    redis:
+      login_host: 127.0.0.1
+      login_password: "{{ redis_password }}"
+    http:
+      endpoints:
+        - name: readiness
+          url: https://app.example.com/health/ready
+          json: {status: ready}
+    fail_on: never
+  register: stack
+
+- name: Show what is wrong
+  ansible.builtin.debug:
+    msg: "{{ stack.findings | map(attribute='message') | list }}"
+  when: stack.status != 'ok'
+"""
+
+RETURN = r"""
+is_available:
+  description: Whether every part answered (compose, PostgreSQL, Redis, every endpoint).
+  returned: always
+  type: bool
+status:
+  description: The verdict, the worst severity among RV(findings).
+  returned: always
+  type: str
+  sample: ok
+findings:
+  description: Every part's findings (C(check), C(severity), C(message), C(value), C(threshold)); C(check) starts
+    with the part's name, as in C(postgres.connections).
+  returned: always
+  type: list
+  elements: dict
+services:
+  description: Per compose service, as M(stackops.runbooks.compose_service) returns it (state, health, restarts,
+    ready, problems, containers).
+  returned: when the compose project could be read
+  type: dict
+nginx:
+  description: The config test's exit code, whether it passed, and its output.
+  returned: when O(nginx_service) is given
+  type: dict
+  sample: {rc: 0, ok: true, output: "nginx: configuration file /etc/nginx/nginx.conf test is successful"}
+postgres:
+  description: What M(stackops.runbooks.pg_health) returns, without its status and findings.
+  returned: when O(postgres) is given
+  type: dict
+redis:
+  description: What M(stackops.runbooks.redis_health) returns, without its status and findings.
+  returned: when O(redis) is given
+  type: dict
+http:
+  description: What M(stackops.runbooks.http_health) returns, without its status and findings.
+  returned: when O(http) is given
+  type: dict
+parts:
+  description: The status of each part that was read (the worst severity among its findings).
+  returned: always
+  type: dict
+  sample: {services: ok, nginx: ok, postgres: ok, redis: critical, http: critical}
+elapsed_ms:
+  description: How long each part took, and the whole run; the parts run at the same time.
+  returned: always
+  type: dict
+  sample: {services: 310.2, nginx: 120.5, postgres: 95.1, redis: 12.3, http: 40.8, total: 431.7}
+"""
+
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from ansible_collections.stackops.runbooks.plugins.module_utils import _http, _pg_checks, _redis_checks
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
+    ComposeProject,
+    by_service,
+    common_argument_spec,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
+    Finding,
+    finish,
+    health_argument_spec,
+    merge_thresholds,
+    rate,
+    verdict,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
+    connection_argument_spec as pg_connection,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
+    ensure_libs as pg_libs,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis import (
+    connection_argument_spec as redis_connection,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis import (
+    ensure_libs as redis_libs,
+)
+
+DEFAULTS = {"restarts_warning": 1, "restarts_critical": 5}
+PARTS = ("services", "nginx", "postgres", "redis", "http")
+Part = t.Callable[[t.Any], tuple[dict[str, t.Any], list[Finding]]]
+
+
+def part_spec(connection: dict[str, t.Any], sections: list[str], extra: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A dictionary option holding one health module's options (its fail_on is this module's)."""
+    checks = {k: v for k, v in health_argument_spec(sections).items() if k != "fail_on"}
+    return {"type": "dict", "options": {**connection, **checks, **extra}}
+
+
+def argument_spec() -> dict[str, t.Any]:
+    spec = common_argument_spec()
+    spec.update(
+        services={"type": "list", "elements": "str"},
+        nginx_service={"type": "str"},
+        nginx_test={"type": "list", "elements": "str", "default": ["nginx", "-t"]},
+        postgres=part_spec(pg_connection(), _pg_checks.SECTIONS, {"top": {"type": "int", "default": 10}}),
+        redis=part_spec(
+            redis_connection(), _redis_checks.SECTIONS, {"big_keys_sample": {"type": "int", "default": 1000}}
+        ),
+        http=part_spec(_http.http_argument_spec(), _http.SECTIONS, {}),
+    )
+    spec.update(health_argument_spec([]))
+    del spec["checks"]
+    return spec
+
+
+def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
+    """Services, their restarts and nginx's config test: one project read, then one exec."""
+    params = module.params
+    th = merge_thresholds(DEFAULTS, params["thresholds"])
+    project = ComposeProject(module)
+    wanted = sorted(params["services"] or project.services)
+    project.check_services(wanted + ([params["nginx_service"]] if params["nginx_service"] else []))
+    containers = project.containers()
+    services = by_service(containers, project.services, wanted)
+    findings = [Finding("services", "critical", p) for s in services.values() for p in s["problems"]]
+    for name, service in services.items():
+        findings += rate(
+            "services",
+            f"restarts by Docker of service {name}",
+            service["restarts"],
+            th["restarts_warning"],
+            th["restarts_critical"],
+        )
+    result: dict[str, t.Any] = {"services": services}
+    nginx = params["nginx_service"]
+    if nginx:
+        if any(c.service == nginx and c.running for c in containers):
+            rc, out, err = project.call("exec", "-T", nginx, *params["nginx_test"], check=False)
+            output = (err + out).strip()
+            result["nginx"] = {"rc": rc, "ok": rc == 0, "output": output}
+            if rc != 0:
+                last = output.splitlines()[-1] if output else f"exit code {rc}"
+                findings.append(Finding("nginx", "critical", f"nginx -t failed: {last}", rc))
+        else:
+            result["nginx"] = {"rc": None, "ok": False, "output": ""}
+            findings.append(Finding("nginx", "critical", f"nginx -t not run: service {nginx} is not running"))
+    return result, findings
+
+
+def health_part(name: str, options: dict[str, t.Any], defaults: dict[str, float], read: t.Callable) -> Part:
+    def run(_module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
+        data, findings = read(options, merge_thresholds(defaults, options["thresholds"]))
+        return {name: data}, findings
+
+    return run
+
+
+def parts(module: t.Any) -> dict[str, Part]:
+    params = module.params
+    found: dict[str, Part] = {"services": compose_part}
+    if params["postgres"] is not None:
+        pg_libs(module)
+        if params["postgres"]["top"] < 1:
+            raise StackopsError(f"postgres.top must be at least 1, not {params['postgres']['top']}.")
+        found["postgres"] = health_part(
+            "postgres",
+            params["postgres"],
+            _pg_checks.DEFAULTS,
+            lambda o, th: _pg_checks.read_health(o, th, "stackops-stack_health"),
+        )
+    if params["redis"] is not None:
+        redis_libs(module)
+        if params["redis"]["big_keys_sample"] < 1:
+            raise StackopsError(f"redis.big_keys_sample must be at least 1, not {params['redis']['big_keys_sample']}.")
+        found["redis"] = health_part("redis", params["redis"], _redis_checks.DEFAULTS, _redis_checks.read_health)
+    if params["http"] is not None:
+        _http.plan(params["http"])  # bad endpoints are refused before anything is read
+        found["http"] = health_part("http", params["http"], _http.DEFAULTS, _http.read_health)
+    return found
+
+
+def timed(module: t.Any, name: str, part: Part) -> tuple[dict[str, t.Any], list[Finding], float, bool]:
+    """One part's result, findings, run time, and whether it could be read at all."""
+    started = time.monotonic()
+    try:
+        data, findings = part(module)
+        available = all(d.get("is_available", True) for d in data.values() if isinstance(d, dict))
+    except StackopsError as exc:
+        data, findings, available = {}, [Finding(name, "critical", f"{name}: {exc}")], False
+    findings = [f if f.check.split(".")[0] in PARTS else replace(f, check=f"{name}.{f.check}") for f in findings]
+    return data, findings, round((time.monotonic() - started) * 1000, 1), available
+
+
+def run_module(module: t.Any) -> dict[str, t.Any]:
+    started = time.monotonic()
+    merge_thresholds(DEFAULTS, module.params["thresholds"])
+    todo = parts(module)
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        done = dict(zip(todo, pool.map(lambda item: timed(module, *item), todo.items())))
+    result: dict[str, t.Any] = {"elapsed_ms": {}}
+    findings: list[Finding] = []
+    available = True
+    for name, (data, found, elapsed, ok) in done.items():
+        result.update(data)
+        findings += found
+        result["elapsed_ms"][name] = elapsed
+        available = available and ok
+    result["elapsed_ms"]["total"] = round((time.monotonic() - started) * 1000, 1)
+    result["parts"] = {
+        part: verdict([f for f in findings if f.check.split(".")[0] == part])
+        for part in PARTS
+        if part in done or (part == "nginx" and "nginx" in result)
+    }
+    result["is_available"] = available
+    return finish(module, findings, result)
+
+
+def main() -> None:
+    execute(argument_spec(), run_module)
+
+
+if __name__ == "__main__":
+    main()
