@@ -219,8 +219,10 @@ def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
             output = (err + out).strip()
             result["nginx"] = {"rc": rc, "ok": rc == 0, "output": output}
             if rc != 0:
-                last = output.splitlines()[-1] if output else f"exit code {rc}"
-                findings.append(Finding("nginx", "critical", f"nginx -t failed: {last}", rc))
+                lines = output.splitlines()
+                # nginx names the cause on its [emerg] line; the last line only says the test failed.
+                cause = next((line for line in lines if "[emerg]" in line), lines[-1] if lines else f"exit code {rc}")
+                findings.append(Finding("nginx", "critical", f"nginx -t failed: {cause}", rc))
         else:
             result["nginx"] = {"rc": None, "ok": False, "output": ""}
             findings.append(Finding("nginx", "critical", f"nginx -t not run: service {nginx} is not running"))

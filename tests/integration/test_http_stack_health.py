@@ -1,0 +1,250 @@
+"""http_health and stack_health on the lab: nginx with TLS, the app's WebSocket and CORS routes, real certificates;
+each finding induced for real (untrusted and near-expiry certificates, a refused origin, a failed upgrade, a closed
+port, a crash-looping container, a broken nginx config)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import lab
+from harness.labctl import lab_up
+from harness.paths import lab_credentials
+from harness.playbook import assert_module_four_step, run_module
+
+HTTP = "stackops.runbooks.http_health"
+STACK = "stackops.runbooks.stack_health"
+ORIGIN = "https://app.stackops.test"
+
+
+def ca(host: lab.Host) -> str:
+    return str(host.dir / "nginx" / "tls" / "lab.crt")
+
+
+def lab_endpoints(host: lab.Host) -> list[dict]:
+    return [
+        {"name": "readiness", "url": f"http://{host.addr}/health/ready", "json": {"status": "ready"}},
+        {"name": "tls", "url": f"https://{host.addr}/health"},
+        {"name": "websocket", "url": f"http://{host.addr}/ws/", "websocket": True},
+        {"name": "cors", "url": f"http://{host.addr}/api/customers/1", "cors_origin": ORIGIN, "cors_method": "POST"},
+    ]
+
+
+def check(module: str, args: dict, host: str = "lab1") -> dict:
+    run = run_module(module, args, hosts=host)
+    return {**run.result(host), "failed": host in run.failed_hosts()}
+
+
+def messages(result: dict) -> list[str]:
+    return [f["message"] for f in result["findings"]]
+
+
+@pytest.fixture
+def lab1(hosts: dict) -> lab.Host:
+    return hosts["lab1"]
+
+
+def test_lab_endpoints_pass_with_tls_websocket_and_cors(lab1: lab.Host) -> None:
+    runs = assert_module_four_step(HTTP, {"endpoints": lab_endpoints(lab1), "ca_path": ca(lab1)})
+    result = runs[1].result("lab1")
+    assert (result["status"], result["findings"], result["is_available"]) == ("ok", [], True)
+    endpoints = result["endpoints"]
+    assert all(e["ok"] for e in endpoints.values())
+    tls = endpoints["tls"]["tls"]
+    assert tls["verified"] is True and tls["subject"] == "lab1.stackops.test" and 300 < tls["days_left"] <= 365
+    assert endpoints["websocket"]["status"] == 101 and endpoints["websocket"]["websocket"]["accept_ok"] is True
+    assert endpoints["cors"]["status"] == 204 and endpoints["cors"]["cors"]["allow_origin"] == ORIGIN
+
+
+def test_untrusted_and_soon_expiring_certificates_are_critical(lab1: lab.Host) -> None:
+    tls = [{"name": "tls", "url": f"https://{lab1.addr}/health"}]
+    untrusted = check(HTTP, {"endpoints": tls, "fail_on": "never"})
+    assert untrusted["status"] == "critical"
+    assert any("tls: certificate not trusted: self-signed certificate" in m for m in messages(untrusted))
+    # The endpoint is still asked, so its answer and the certificate's dates are reported.
+    assert untrusted["endpoints"]["tls"]["status"] == 200 and untrusted["endpoints"]["tls"]["tls"]["verified"] is False
+
+    expiring = check(HTTP, {"endpoints": tls, "ca_path": ca(lab1), "thresholds": {"tls_expiry_critical_days": 400}})
+    assert expiring["failed"] and expiring["status"] == "critical"
+    assert "days left is 365, at or below the critical threshold 400" in expiring["msg"]
+
+
+@contextlib.contextmanager
+def tls_server(addr: str, cert: Path, key: Path) -> Iterator[int]:
+    """A real TLS HTTP server on a free loopback port, serving 200 with the given certificate."""
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((addr, 0), Ok)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_certificate_with_three_days_left_is_critical_with_its_date(lab1: lab.Host, tmp_path: Path) -> None:
+    cert, key = tmp_path / "short.crt", tmp_path / "short.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3", "-keyout", str(key), "-out",
+         str(cert), "-subj", "/CN=short.stackops.test", "-addext", f"subjectAltName=IP:{lab1.addr}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.copy(cert, lab1.dir / "short-lived.crt")
+    try:
+        with tls_server(lab1.addr, cert, key) as port:
+            endpoint = {"name": "short", "url": f"https://{lab1.addr}:{port}/"}
+            result = check(HTTP, {"endpoints": [endpoint], "ca_path": str(lab1.dir / "short-lived.crt")})
+    finally:
+        (lab1.dir / "short-lived.crt").unlink()
+    assert result["failed"] and result["status"] == "critical"
+    (finding,) = result["findings"]
+    assert finding["check"] == "tls" and 2.9 < finding["value"] <= 3.0
+    assert "short certificate short.stackops.test (expires " in finding["message"]
+
+
+def test_refused_origin_failed_upgrade_and_closed_port_are_findings(lab1: lab.Host) -> None:
+    endpoints = [
+        {"name": "cors", "url": f"http://{lab1.addr}/api/customers/1", "cors_origin": "https://evil.example"},
+        {"name": "not websocket", "url": f"http://{lab1.addr}/health", "websocket": True},
+        {"name": "closed", "url": f"http://{lab1.addr}:9/", "severity": "warning"},
+        {"name": "wrong field", "url": f"http://{lab1.addr}/health", "json": {"status": "ready"}},
+    ]
+    result = check(HTTP, {"endpoints": endpoints, "timeout": 2, "fail_on": "never"})
+    assert not result["failed"] and result["status"] == "critical" and result["is_available"] is False
+    found = messages(result)
+    assert "cors: does not allow origin https://evil.example (Access-Control-Allow-Origin: None)" in found
+    assert "not websocket: answered 200, expected 101" in found
+    assert any(m.startswith("closed: http://127.0.2.1:9/ did not answer: ") for m in found)
+    assert 'wrong field: expected {"status": "ready"}, got {"status": "ok"}' in found
+    severities = {f["message"].split(":")[0]: f["severity"] for f in result["findings"]}
+    assert severities["closed"] == "warning" and severities["cors"] == "critical"
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "error"),
+    [
+        ([{"url": "ftp://127.0.2.1/"}], "Endpoint URL 'ftp://127.0.2.1/' is not an http:// or https:// URL"),
+        ([{"url": "http://127.0.2.1/"}, {"url": "http://127.0.2.1/"}], "Two endpoints are named 'http://127.0.2.1/'"),
+        ([{"url": "http://127.0.2.1/", "websocket": True, "cors_origin": ORIGIN}], "more than one of websocket"),
+    ],
+)
+def test_bad_endpoints_are_refused_before_anything_is_asked(endpoints: list, error: str) -> None:
+    result = check(HTTP, {"endpoints": endpoints})
+    assert result["failed"] and error in result["msg"]
+
+
+def stack_args(host: lab.Host, **extra: object) -> dict:
+    creds = lab_credentials(host.name)
+    return {
+        "project_src": str(host.dir),
+        "project_name": host.project,
+        "nginx_service": "nginx",
+        "nginx_test": ["nginx", "-t", "-c", "/etc/nginx/stackops/nginx.conf"],
+        "postgres": {"login_host": host.addr, "login_password": creds["stackops_pg_password"], "login_db": "app"},
+        "redis": {"login_host": host.addr, "login_password": creds["stackops_redis_password"]},
+        "http": {"endpoints": lab_endpoints(host), "ca_path": ca(host)},
+        **extra,
+    }
+
+
+def test_stack_health_reads_every_part_at_once_and_never_changes(lab1: lab.Host) -> None:
+    runs = assert_module_four_step(STACK, stack_args(lab1))
+    result = runs[1].result("lab1")
+    assert (result["status"], messages(result)) == ("ok", [])
+    assert result["parts"] == {"services": "ok", "nginx": "ok", "postgres": "ok", "redis": "ok", "http": "ok"}
+    assert set(result["services"]) == {"app", "nginx", "postgres", "redis"}
+    assert result["nginx"]["ok"] is True and "test is successful" in result["nginx"]["output"]
+    assert result["postgres"]["server"]["version"].startswith("15.") and result["redis"]["server"]["role"]
+    # Run concurrently: the whole takes about as long as the slowest part, not their sum.
+    elapsed = result["elapsed_ms"]
+    parts = [elapsed[p] for p in ("services", "postgres", "redis", "http")]
+    assert elapsed["total"] < sum(parts)
+    # No password in the result (the module's invocation masks them).
+    text = str(result)
+    assert lab_credentials("lab1")["stackops_pg_password"] not in text
+    assert lab_credentials("lab1")["stackops_redis_password"] not in text
+
+
+def test_stack_health_names_each_broken_part(hosts: dict) -> None:
+    lab2 = hosts["lab2"]
+    conf = lab2.dir / "nginx" / "conf.d" / "app.conf"
+    original = conf.read_text()
+    lab.compose(lab2, "stop", "redis")
+    # A config that fails nginx -t, left on disk but not reloaded: the running nginx still serves the old one.
+    conf.write_text(original.replace("proxy_read_timeout 60s;", "proxy_read_timeout sixty;"))
+    try:
+        result = check(STACK, stack_args(lab2, fail_on="never"), host="lab2")
+    finally:
+        conf.write_text(original)
+        lab_up()
+    assert result["status"] == "critical" and result["is_available"] is False
+    parts = result["parts"]
+    assert (parts["redis"], parts["nginx"], parts["postgres"], parts["services"]) == (
+        "critical",
+        "critical",
+        "ok",
+        "critical",
+    )
+    checks = {f["check"] for f in result["findings"]}
+    assert {"redis.availability", "nginx", "services", "http.status"} <= checks
+    found = messages(result)
+    assert any(m.startswith("nginx -t failed: ") and "[emerg]" in m and "proxy_read_timeout" in m for m in found)
+    assert "stackops-lab2-redis-1 is exited (exit code 0)" in found
+
+
+def app_pid(container: str, restarts: int) -> int:
+    """The container's main pid once it runs again after that many restarts (never 0: kill(0) is this group)."""
+    for _attempt in range(100):
+        count, running, pid = subprocess.run(
+            ["docker", "inspect", "--format", "{{.RestartCount}} {{.State.Running}} {{.State.Pid}}", container],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if int(count) == restarts and running == "true" and int(pid) > 0:
+            return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"{container} did not run again after {restarts} restarts")
+
+
+def test_a_crash_looping_container_is_counted_and_judged(lab1: lab.Host) -> None:
+    app = lab.compose(lab1, "ps", "-q", "app").stdout.strip()
+    try:
+        for crash in (1, 2):
+            # The app's process killed from outside is a crash to Docker (unlike `docker kill`, which counts as a
+            # stop by hand): the restart policy brings the container back and counts it.
+            os.kill(app_pid(app, crash - 1), signal.SIGKILL)
+        app_pid(app, 2)
+        result = check(STACK, {"project_src": str(lab1.dir), "project_name": lab1.project, "fail_on": "never"})
+    finally:
+        # A restart by hand resets the count; then wait until the app is healthy again.
+        lab.compose(lab1, "restart", "app")
+        lab.compose(lab1, "up", "--detach", "--wait", "app")
+    assert result["services"]["app"]["restarts"] == 2
+    assert "restarts by Docker of service app is 2, at or above the warning threshold 1" in messages(result)
+    after = check(STACK, {"project_src": str(lab1.dir), "project_name": lab1.project})
+    assert after["services"]["app"]["restarts"] == 0 and after["status"] == "ok"
