@@ -7,6 +7,7 @@ set -euo pipefail
 COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
 PACKAGES=(docker.io containerd runc openssh-server openssh-client postgresql-client redis-tools
           debootstrap python3-psycopg2 python3-redis curl ca-certificates hyperfine time shellcheck
+          openssl prometheus  # TLS certificates for nginx; a real Prometheus for the targets-up check
           docker-compose)  # Compose v1 1.29 (bookworm): only to prove the modules refuse it
 
 say() { printf 'lab: %s\n' "$*"; }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,3 +250,50 @@ def test_a_crash_looping_container_is_counted_and_judged(lab1: lab.Host) -> None
     assert "restarts by Docker of service app is 2, at or above the warning threshold 1" in messages(result)
     after = check(STACK, {"project_src": str(lab1.dir), "project_name": lab1.project})
     assert after["services"]["app"]["restarts"] == 0 and after["status"] == "ok"
+
+
+@contextlib.contextmanager
+def prometheus(addr: str, workdir: Path) -> Iterator[str]:
+    """A real Prometheus on a loopback address that scrapes itself and a target that does not answer; yields its
+    URL once both targets have been scraped."""
+    port = 19090
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: prometheus\n    static_configs: [{{targets: ['{addr}:{port}']}}]\n"
+        f"  - job_name: dead\n    static_configs: [{{targets: ['{addr}:9']}}]\n"
+    )
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--web.listen-address={addr}:{port}",
+         f"--storage.tsdb.path={workdir / 'data'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://{addr}:{port}"
+    try:
+        for _attempt in range(100):
+            with contextlib.suppress(OSError, ValueError):
+                with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=1) as answer:  # noqa: S310 (http URL)
+                    targets = json.load(answer)["data"]["activeTargets"]
+                if len(targets) == 2 and all(t["health"] != "unknown" for t in targets):
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("Prometheus did not scrape its two targets within 20 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_prometheus_targets_that_are_down_are_named(lab1: lab.Host, tmp_path: Path) -> None:
+    with prometheus(lab1.addr, tmp_path) as url:
+        endpoint = {"name": "prometheus", "url": url, "prometheus_targets": True, "severity": "warning"}
+        result = check(HTTP, {"endpoints": [endpoint]})
+    assert not result["failed"] and result["status"] == "warning"
+    targets = result["endpoints"]["prometheus"]["targets"]
+    assert (targets["active"], targets["up"]) == (2, 1)
+    assert [(d["job"], d["instance"]) for d in targets["down"]] == [("dead", f"{lab1.addr}:9")]
+    (message,) = messages(result)
+    assert message.startswith(f"prometheus: 1 of 2 Prometheus targets are not up: dead/{lab1.addr}:9 (")
+    assert "connection refused" in message
