@@ -82,8 +82,10 @@ bench: lab-up
 	bash bench/compose_service.sh
 	bash bench/health_check.sh
 
-# Module and role pages are generated from their documentation; tests/unit/test_docs.py fails when stale.
+# stack_health's nested doc fragment, then module and role pages, are generated; tests/unit/test_docs.py fails when
+# either is stale.
 docs: venv collection
+	$(BIN)/python tests/tools/gen_fragments.py
 	$(BIN)/python tests/tools/gen_docs.py
 
 clean:

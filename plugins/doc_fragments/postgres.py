@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
-from textwrap import indent
 
-CONNECTION = r"""
+class ModuleDocFragment:
+    # Connection options of every pg_* module (plugins/module_utils/_postgres.py connection_argument_spec),
+    # named as community.postgresql names them.
+    DOCUMENTATION = r"""
+options:
   login_host:
     description:
       - The server's host name or address.
@@ -51,14 +54,14 @@ CONNECTION = r"""
       - Seconds to wait for the connection.
     type: int
     default: 5
-"""
 
-REQUIREMENTS = r"""
 requirements:
   - psycopg2 on the managed host (C(python3-psycopg2) or C(psycopg2-binary)).
 """
 
-CHECKS = r"""
+    # The sections and thresholds of pg_health.
+    CHECKS = r"""
+options:
   checks:
     description:
       - The sections to read. Availability, version and recovery role are always read. Default is every section.
@@ -88,19 +91,5 @@ CHECKS = r"""
     default: 10
 """
 
-
-class ModuleDocFragment:
-    # Connection options of every pg_* module (plugins/module_utils/_postgres.py connection_argument_spec),
-    # named as community.postgresql names them.
-    DOCUMENTATION = "options:\n" + CONNECTION + REQUIREMENTS
-
-    # The sections and thresholds of pg_health (plugins/module_utils/_pg_checks.py).
-    HEALTH = "options:\n" + CHECKS
-
-    # The same options as one dictionary option of stack_health.
-    STACK_HEALTH = (
-        "options:\n  postgres:\n    description:\n"
-        "      - How to reach PostgreSQL and what to check, as the options of M(stackops.runbooks.pg_health).\n"
-        "      - Leave it out to skip PostgreSQL.\n"
-        "    type: dict\n    suboptions:\n" + indent(CONNECTION + CHECKS, "    ")
-    )
+    # stack_health nests these options under one dictionary option: plugins/doc_fragments/stack_health.py, made
+    # from this file by tests/tools/gen_fragments.py.

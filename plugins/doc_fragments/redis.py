@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
-from textwrap import indent
 
-CONNECTION = r"""
+class ModuleDocFragment:
+    # Connection options of every redis_* module (plugins/module_utils/_redis.py connection_argument_spec).
+    DOCUMENTATION = r"""
+options:
   login_host:
     description:
       - The server's host name or address.
@@ -54,14 +56,14 @@ CONNECTION = r"""
       - Seconds to wait for the connection and for each reply.
     type: int
     default: 5
-"""
 
-REQUIREMENTS = r"""
 requirements:
   - The redis Python library on the managed host (C(python3-redis) or C(redis)).
 """
 
-CHECKS = r"""
+    # The sections and thresholds of redis_health.
+    CHECKS = r"""
+options:
   checks:
     description:
       - The sections to read. PING, version and role are always read. Default is every section except
@@ -89,18 +91,5 @@ CHECKS = r"""
     default: 1000
 """
 
-
-class ModuleDocFragment:
-    # Connection options of every redis_* module (plugins/module_utils/_redis.py connection_argument_spec).
-    DOCUMENTATION = "options:\n" + CONNECTION + REQUIREMENTS
-
-    # The sections and thresholds of redis_health (plugins/module_utils/_redis_checks.py).
-    HEALTH = "options:\n" + CHECKS
-
-    # The same options as one dictionary option of stack_health.
-    STACK_HEALTH = (
-        "options:\n  redis:\n    description:\n"
-        "      - How to reach Redis and what to check, as the options of M(stackops.runbooks.redis_health).\n"
-        "      - Leave it out to skip Redis.\n"
-        "    type: dict\n    suboptions:\n" + indent(CONNECTION + CHECKS, "    ")
-    )
+    # stack_health nests these options under one dictionary option: plugins/doc_fragments/stack_health.py, made
+    # from this file by tests/tools/gen_fragments.py.

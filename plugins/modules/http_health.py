@@ -23,7 +23,7 @@ description:
   - Redirects are not followed, and no proxy is used, so the answer judged is the endpoint's own.
 author: stackops developers (@stackops)
 extends_documentation_fragment:
-  - stackops.runbooks.http
+  - stackops.runbooks.endpoints
   - stackops.runbooks.health
   - stackops.runbooks.attributes
 notes:

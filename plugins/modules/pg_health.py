@@ -24,7 +24,7 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.postgres
-  - stackops.runbooks.postgres.health
+  - stackops.runbooks.postgres.checks
   - stackops.runbooks.health
   - stackops.runbooks.attributes
 """

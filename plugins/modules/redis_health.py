@@ -21,7 +21,7 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.redis
-  - stackops.runbooks.redis.health
+  - stackops.runbooks.redis.checks
   - stackops.runbooks.health
   - stackops.runbooks.attributes
 """

@@ -22,9 +22,7 @@ description:
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.compose
-  - stackops.runbooks.postgres.stack_health
-  - stackops.runbooks.redis.stack_health
-  - stackops.runbooks.http.stack_health
+  - stackops.runbooks.stack_health
   - stackops.runbooks.health
   - stackops.runbooks.attributes
 options:
@@ -184,7 +182,9 @@ def argument_spec() -> dict[str, t.Any]:
         nginx_test={"type": "list", "elements": "str", "default": ["nginx", "-t"]},
         postgres=part_spec(pg_connection(), _pg_checks.SECTIONS, {"top": {"type": "int", "default": 10}}),
         redis=part_spec(
-            redis_connection(), _redis_checks.SECTIONS, {"big_keys_sample": {"type": "int", "default": 1000}}
+            redis_connection(),
+            _redis_checks.SECTIONS,
+            {"big_keys_sample": {"type": "int", "default": 1000, "no_log": False}},
         ),
         http=part_spec(_http.http_argument_spec(), _http.SECTIONS, {}),
     )
@@ -229,7 +229,7 @@ def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
     return result, findings
 
 
-def health_part(name: str, options: dict[str, t.Any], defaults: dict[str, float], read: t.Callable) -> Part:
+def health_part(name: str, options: dict[str, t.Any], defaults: t.Mapping[str, float], read: t.Callable) -> Part:
     def run(_module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
         data, findings = read(options, merge_thresholds(defaults, options["thresholds"]))
         return {name: data}, findings

@@ -6,12 +6,15 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from harness.paths import REPO
 
 
-def test_generated_pages_are_current() -> None:
+@pytest.mark.parametrize("generator", ["gen_fragments.py", "gen_docs.py"])
+def test_generated_files_are_current(generator: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "tools" / "gen_docs.py"), "--check"],
+        [sys.executable, str(REPO / "tests" / "tools" / generator), "--check"],
         capture_output=True,
         text=True,
         check=False,

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-from textwrap import indent
 
-# The endpoints of http_health and how they are judged (plugins/module_utils/_http.py).
-ENDPOINTS = r"""
+class ModuleDocFragment:
+    # The endpoints of http_health and how they are judged (plugins/module_utils/_http.py).
+    DOCUMENTATION = r"""
+options:
   endpoints:
     description:
       - The endpoints to ask. Names must be unique.
@@ -95,14 +96,5 @@ ENDPOINTS = r"""
     default: {}
 """
 
-
-class ModuleDocFragment:
-    DOCUMENTATION = "options:\n" + ENDPOINTS
-
-    # The same options as one dictionary option of stack_health.
-    STACK_HEALTH = (
-        "options:\n  http:\n    description:\n"
-        "      - The endpoints to ask and how to judge them, as the options of M(stackops.runbooks.http_health).\n"
-        "      - Leave it out to skip the HTTP checks.\n"
-        "    type: dict\n    suboptions:\n" + indent(ENDPOINTS, "    ")
-    )
+    # stack_health nests these options under one dictionary option: plugins/doc_fragments/stack_health.py, made
+    # from this file by tests/tools/gen_fragments.py.
