@@ -16,3 +16,5 @@ base = results[0]["mean"]
 for r in results:
     print(f"health_check     {r['command']:14} mean {r['mean']:.2f} s  ±{r['stddev']:.2f}  speed-up {base / r['mean']:.2f}x")
 PY
+# Where health_check's time goes: per task, and the run time of each part inside stack_health (from its result).
+python3 bench/profile_playbook.py stackops.runbooks.health_check health_check_report_dir=

@@ -46,6 +46,11 @@ def main(argv: list[str]) -> None:
     print("module run time per host (slowest 10):")
     for key, spent in sorted(module_time.items(), key=lambda kv: -kv[1])[:10]:
         print(f"  {spent:6.2f} s  {key}")
+    for host in sorted(run.hosts):
+        results = [e["event_data"].get("res", {}) for e in run.events if e["event_data"].get("host") == host]
+        parts = next((r["elapsed_ms"] for r in results if isinstance(r.get("elapsed_ms"), dict)), None)
+        if parts:
+            print(f"inside stack_health on {host} (ms, parts run at once): {parts}")
 
 
 if __name__ == "__main__":
