@@ -261,9 +261,10 @@ def readiness_problems(
 class ComposeProject:
     """One compose project as the CLI sees it; every call is an argv list through module.run_command."""
 
-    def __init__(self, module: t.Any) -> None:
+    def __init__(self, module: t.Any, params: dict[str, t.Any] | None = None) -> None:
+        """params default to the module's; a module whose compose options have other names passes them mapped."""
         self.module = module
-        params = module.params
+        params = module.params if params is None else params
         self.project_src: str = params["project_src"]
         self.files: list[str] = params.get("files") or []
         self.project_name: str | None = params.get("project_name")

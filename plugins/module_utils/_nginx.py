@@ -1,0 +1,262 @@
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+"""nginx on the host or in a compose service: where its files are on each side, its config test against a
+candidate that is not live yet, and a reload that is confirmed by new worker processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import stat
+import tempfile
+import time
+import typing as t
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject
+
+SHADOW_PREFIX = ".stackops-validate-"
+PID_DIRECTIVE = re.compile(r"^\s*pid\s+([^;\s]+)\s*;", re.M)
+
+
+class NginxError(StackopsError):
+    """An nginx step failed."""
+
+
+def under(path: str, root: str) -> str | None:
+    """path relative to root when it is inside it, None otherwise."""
+    path, root = os.path.normpath(path), os.path.normpath(root)
+    if path == root:
+        return ""
+    return os.path.relpath(path, root) if path.startswith(root.rstrip("/") + "/") else None
+
+
+def child_pids(parent: int) -> set[int]:
+    """The pids whose parent is `parent`, read from /proc (nginx's workers are the master's children)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.add(int(entry))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def stamp(line: str) -> float:
+    """The time of a `docker logs --timestamps` line (RFC 3339 with nanoseconds), 0 when it has none."""
+    text = line.split(" ", 1)[0]
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", text)
+    if not match:
+        return 0.0
+    whole = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+    return whole.timestamp() + float(match.group(2) or 0)
+
+
+def emerg_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if "[emerg]" in line]
+
+
+class Nginx:
+    """One nginx: on the host (nginx_binary) or in a compose service (compose_project_src + compose_service)."""
+
+    def __init__(self, module: t.Any, params: dict[str, t.Any]) -> None:
+        self.module = module
+        self.binary: str = params["nginx_binary"]
+        self.service: str | None = params.get("compose_service")
+        self.project: ComposeProject | None = None
+        # (host-side prefix, nginx-side prefix): what a path on the host is called where nginx runs.
+        self.mounts: list[tuple[str, str]] = [("/", "/")]
+        config = params.get("config")
+        if params.get("compose_project_src"):
+            if not self.service:
+                raise NginxError("compose_project_src is set but compose_service is not; name nginx's service.")
+            self.project = ComposeProject(
+                module,
+                {
+                    "project_src": params["compose_project_src"],
+                    "project_name": params.get("compose_project_name"),
+                    "files": params.get("compose_files"),
+                },
+            )
+            self.project.check_services([self.service])
+            spec = self.project.services[self.service]
+            self.mounts = [
+                (v["source"], v["target"]) for v in spec.get("volumes") or [] if v.get("type") == "bind"
+            ] or []
+            command = spec.get("command") or []
+            if not config and "-c" in command[:-1]:
+                config = command[command.index("-c") + 1]
+        self.config: str = config or "/etc/nginx/nginx.conf"
+        self.pid_file: str | None = params.get("pid_file")
+
+    # --- paths ------------------------------------------------------------------------------------------
+
+    def to_nginx(self, host_path: str) -> str:
+        for source, target in sorted(self.mounts, key=lambda m: -len(m[0])):
+            rel = under(host_path, source)
+            if rel is not None:
+                return os.path.normpath(os.path.join(target, rel))
+        raise NginxError(
+            f"{host_path} is not inside a bind mount of service {self.service}, so nginx cannot see it; "
+            "point dest at a file in a mounted directory."
+        )
+
+    def to_host(self, nginx_path: str) -> str:
+        for source, target in sorted(self.mounts, key=lambda m: -len(m[1])):
+            rel = under(nginx_path, target)
+            if rel is not None:
+                return os.path.normpath(os.path.join(source, rel))
+        raise NginxError(
+            f"nginx's {nginx_path} is not in a bind mount of service {self.service}: its configuration cannot be "
+            "managed from the host. Mount the configuration directory."
+        )
+
+    # --- running ----------------------------------------------------------------------------------------
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        if self.project is not None and self.service:
+            return self.project.call("exec", "-T", self.service, self.binary, *args, check=False)
+        binary = self.binary if os.path.isabs(self.binary) else self.module.get_bin_path(self.binary)
+        if not binary:
+            raise NginxError(f"nginx_binary {self.binary} is not on PATH; give its full path.")
+        rc, out, err = self.module.run_command([binary, *args])
+        return rc, out, err
+
+    def test(self, config: str | None = None) -> tuple[bool, str]:
+        rc, out, err = self.run("-t", "-c", config or self.config)
+        return rc == 0, (err + out).strip()
+
+    def master_pid(self) -> int:
+        if self.project is not None:
+            running = [c for c in self.project.containers() if c.service == self.service and c.running]
+            if not running:
+                raise NginxError(f"Service {self.service} has no running container; start nginx first.")
+            rc, out, err = self.module.run_command(
+                [*self.project.docker(), "inspect", "--format", "{{.State.Pid}}", running[0].id]
+            )
+            if rc != 0 or not out.strip().isdigit():
+                raise NginxError(f"Could not read the pid of {running[0].name}: {err.strip()}")
+            pid = int(out.strip())
+            # nginx may run under a wrapper: the master is the process whose title says so.
+            candidates = [pid, *sorted(child_pids(pid))]
+            return next((p for p in candidates if cmdline(p).startswith("nginx: master")), pid)
+        pid_file = self.pid_file or self.pid_file_from_config()
+        try:
+            with open(pid_file, encoding="ascii") as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError) as exc:
+            raise NginxError(f"Could not read nginx's pid from {pid_file} ({exc}); is nginx running?") from None
+
+    def pid_file_from_config(self) -> str:
+        try:
+            with open(self.config, encoding="utf-8", errors="replace") as handle:
+                found = PID_DIRECTIVE.search(handle.read())
+        except OSError:
+            found = None
+        return found.group(1) if found else "/run/nginx.pid"
+
+    def workers(self, master: int) -> set[int]:
+        return {p for p in child_pids(master) if "worker process" in cmdline(p)}
+
+    def recent_emerg(self, since: float) -> list[str]:
+        """[emerg] lines nginx logged since a time, when its log can be read (a compose service's output). Each
+        line's own timestamp is compared: `docker logs --since` counts whole seconds."""
+        if self.project is None:
+            return []
+        running = [c for c in self.project.containers() if c.service == self.service]
+        if not running:
+            return []
+        _rc, out, err = self.module.run_command(
+            [*self.project.docker(), "logs", "--timestamps", "--since", str(int(since)), running[0].id]
+        )
+        fresh = [line.split(" ", 1)[1] for line in (err + out).splitlines() if " " in line and stamp(line) >= since]
+        return emerg_lines("\n".join(fresh))
+
+    def reload(self, timeout: float, stop_on_emerg: bool = True) -> tuple[bool, list[str]]:
+        """Signal the master to reload (what `nginx -s reload` does) and wait for proof: new worker processes.
+        A configuration that passed `nginx -t` but cannot be applied (a port held by another process) leaves the
+        old workers in place and logs [emerg]: that is (False, the [emerg] lines).
+
+        A master that failed to bind retries for about 2.5 s and handles a new reload signal only after that; the
+        reload that puts the previous file back (stop_on_emerg=False) waits through those retries for workers."""
+        master = self.master_pid()
+        before = self.workers(master)
+        started = time.time()
+        os.kill(master, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        checked_log = 0.0
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if self.workers(master) - before:
+                return True, []
+            if stop_on_emerg and time.monotonic() - checked_log > 0.5:
+                checked_log = time.monotonic()
+                emerg = self.recent_emerg(started)
+                if emerg:
+                    return False, emerg
+        return False, self.recent_emerg(started)
+
+
+def validate_candidate(nginx: Nginx, dest: str, candidate: bytes) -> tuple[bool, str]:
+    """`nginx -t` of the whole configuration with the candidate in place of dest, without touching the live
+    tree: the main config's directory is mirrored into a hidden folder beside it (inside the same mount, so nginx
+    in a container sees it), paths into that directory are pointed at the mirror, and the mirror is tested."""
+    root_nginx = os.path.dirname(nginx.config)
+    root_host = nginx.to_host(root_nginx)
+    rel_dest = under(dest, root_host)
+    if rel_dest is None:
+        raise NginxError(
+            f"dest {dest} is outside the directory of nginx's main config ({root_host}); only files under it "
+            "can be tested before they go live."
+        )
+    shadow = tempfile.mkdtemp(prefix=SHADOW_PREFIX, dir=root_host)
+    shadow_nginx = nginx.to_nginx(shadow)
+    old, new = f"{root_nginx.rstrip('/')}/".encode(), f"{shadow_nginx}/".encode()
+    try:
+        for folder, dirs, files in os.walk(root_host):
+            dirs[:] = [d for d in dirs if not d.startswith(SHADOW_PREFIX)]
+            for name in files:
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, root_host)
+                if rel == rel_dest:
+                    continue
+                copy_pointed(path, os.path.join(shadow, rel), old, new)
+        target = os.path.join(shadow, rel_dest)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as handle:
+            handle.write(candidate.replace(old, new))
+        ok, output = nginx.test(os.path.join(shadow_nginx, os.path.relpath(nginx.config, root_nginx)))
+        return ok, output.replace(shadow_nginx, root_nginx)
+    finally:
+        shutil.rmtree(shadow, ignore_errors=True)
+
+
+def copy_pointed(source: str, target: str, old: bytes, new: bytes) -> None:
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return  # a dangling symlink or an unreadable file: nginx would fail on it too, and say so
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "wb") as handle:
+        handle.write(data.replace(old, new))
+    os.chmod(target, stat.S_IMODE(os.stat(source).st_mode))
