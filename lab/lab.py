@@ -343,16 +343,24 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         report.changed(f"{host.name}: generated credentials")
     app_changed = write_if_changed(host.dir / "app" / "app.py", (LAB / "app/app.py").read_text())
     tls_made = ensure_certificate(host)
-    nginx_conf = render((LAB / "nginx/conf.d/app.conf").read_text(), host, image)
-    nginx_changed = write_if_changed(host.dir / "nginx" / "conf.d" / "app.conf", nginx_conf)
+    site = render((LAB / "nginx/conf.d/app.conf").read_text(), host, image)
+    main = render((LAB / "nginx/nginx.conf").read_text(), host, image)
+    nginx_changed = any(
+        [
+            write_if_changed(host.dir / "nginx" / "conf.d" / "app.conf", site),
+            write_if_changed(host.dir / "nginx" / "nginx.conf", main),
+        ]
+    )
+    flag = host.dir / "nginx" / "maintenance" / "on"
+    if flag.exists():
+        # A run that ended in maintenance mode (nginx_config's flag file) must not leave the lab answering 503.
+        flag.unlink()
+        report.changed(f"{host.name}: took nginx out of maintenance mode")
     written = [
         tls_made,
         nginx_changed,
         app_changed,
         write_if_changed(host.dir / "compose.yaml", render((LAB / "compose.yaml.tmpl").read_text(), host, image)),
-        write_if_changed(
-            host.dir / "nginx" / "nginx.conf", render((LAB / "nginx/nginx.conf").read_text(), host, image)
-        ),
         *(write_if_changed(host.dir / "runtime" / f.name, f.read_text(), 0o755) for f in (LAB / "runtime").iterdir()),
     ]
     (host.dir / "data" / "postgres").mkdir(parents=True, exist_ok=True)

@@ -216,18 +216,23 @@ class Nginx:
         return False, self.recent_emerg(started)
 
 
-def validate_candidate(nginx: Nginx, dest: str, candidate: bytes) -> tuple[bool, str]:
-    """`nginx -t` of the whole configuration with the candidate in place of dest, without touching the live
-    tree: the main config's directory is mirrored into a hidden folder beside it (inside the same mount, so nginx
-    in a container sees it), paths into that directory are pointed at the mirror, and the mirror is tested."""
+def validate_candidates(nginx: Nginx, candidates: dict[str, bytes]) -> tuple[bool, str, str]:
+    """`nginx -T` of the whole configuration with the candidates (host path: content) in place, without touching
+    the live tree: the main config's directory is mirrored into a hidden folder beside it (inside the same mount,
+    so nginx in a container sees it), paths into that directory are pointed at the mirror, and the mirror is
+    tested. Returns whether nginx accepted it, its test output, and its dump of every file it read (-T), with the
+    real paths."""
     root_nginx = os.path.dirname(nginx.config)
     root_host = nginx.to_host(root_nginx)
-    rel_dest = under(dest, root_host)
-    if rel_dest is None:
-        raise NginxError(
-            f"dest {dest} is outside the directory of nginx's main config ({root_host}); only files under it "
-            "can be tested before they go live."
-        )
+    relative = {}
+    for path, content in candidates.items():
+        rel = under(path, root_host)
+        if rel is None:
+            raise NginxError(
+                f"dest {path} is outside the directory of nginx's main config ({root_host}); only files under it "
+                "can be tested before they go live."
+            )
+        relative[rel] = content
     shadow = tempfile.mkdtemp(prefix=SHADOW_PREFIX, dir=root_host)
     shadow_nginx = nginx.to_nginx(shadow)
     old, new = f"{root_nginx.rstrip('/')}/".encode(), f"{shadow_nginx}/".encode()
@@ -237,15 +242,15 @@ def validate_candidate(nginx: Nginx, dest: str, candidate: bytes) -> tuple[bool,
             for name in files:
                 path = os.path.join(folder, name)
                 rel = os.path.relpath(path, root_host)
-                if rel == rel_dest:
-                    continue
-                copy_pointed(path, os.path.join(shadow, rel), old, new)
-        target = os.path.join(shadow, rel_dest)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as handle:
-            handle.write(candidate.replace(old, new))
-        ok, output = nginx.test(os.path.join(shadow_nginx, os.path.relpath(nginx.config, root_nginx)))
-        return ok, output.replace(shadow_nginx, root_nginx)
+                if rel not in relative:
+                    copy_pointed(path, os.path.join(shadow, rel), old, new)
+        for rel, content in relative.items():
+            target = os.path.join(shadow, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(content.replace(old, new))
+        rc, out, err = nginx.run("-T", "-c", os.path.join(shadow_nginx, os.path.relpath(nginx.config, root_nginx)))
+        return rc == 0, err.replace(shadow_nginx, root_nginx).strip(), out.replace(shadow_nginx, root_nginx)
     finally:
         shutil.rmtree(shadow, ignore_errors=True)
 
@@ -260,3 +265,47 @@ def copy_pointed(source: str, target: str, old: bytes, new: bytes) -> None:
     with open(target, "wb") as handle:
         handle.write(data.replace(old, new))
     os.chmod(target, stat.S_IMODE(os.stat(source).st_mode))
+
+
+MAINTENANCE_PAGE_URI = "/stackops-maintenance.html"
+# nginx answers this status for maintenance and error_page turns it into 503: the app's own 503s stay untouched.
+MAINTENANCE_STATUS = 597
+DEFAULT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Down for maintenance</title></head>
+<body><h1>Down for maintenance</h1><p>We will be back shortly. Please try again in a few minutes.</p></body></html>
+"""
+HEADER = "# Managed by stackops.runbooks.nginx_config (maintenance mode): changes here are overwritten.\n"
+
+
+def regex_quote(text: str) -> str:
+    return re.sub(r"([\\.^$|?*+()\[\]{}\"])", r"\\\1", text)
+
+
+def maintenance_snippets(flag: str, page: str, retry_after: int, allow: list[str], exempt: list[str]) -> dict[str, str]:
+    """The http-level and server-level snippets (nginx-side paths in, file contents out). The flag file is tested
+    on every request, so maintenance flips without a reload."""
+    http = HEADER + "geo $stackops_maintenance_bypass {\n    default 0;\n"
+    http += "".join(f"    {address} 1;\n" for address in allow) + "}\n"
+    prefixes = "|".join(regex_quote(p) for p in [MAINTENANCE_PAGE_URI, *exempt])
+    server = (
+        HEADER
+        + "set $stackops_maintenance 0;\n"
+        + f"if (-f {flag}) {{ set $stackops_maintenance 1; }}\n"
+        + "if ($stackops_maintenance_bypass) { set $stackops_maintenance 0; }\n"
+        + f'if ($uri ~ "^(?:{prefixes})") {{ set $stackops_maintenance 0; }}\n'
+        + f"if ($stackops_maintenance) {{ return {MAINTENANCE_STATUS}; }}\n"
+        + f"error_page {MAINTENANCE_STATUS} =503 {MAINTENANCE_PAGE_URI};\n"
+        + f"location = {MAINTENANCE_PAGE_URI} {{\n"
+        + "    internal;\n"
+        + f"    alias {page};\n"
+        + "    default_type text/html;\n"
+        + f"    add_header Retry-After {retry_after} always;\n"
+        + '    add_header Cache-Control "no-store" always;\n'
+        + "}\n"
+    )
+    return {"http.conf": http, "server.conf": server}
+
+
+def included(dump: str, nginx_path: str) -> bool:
+    """Whether nginx read this file (nginx -T prints `# configuration file PATH:` for each)."""
+    return f"# configuration file {nginx_path}:" in dump

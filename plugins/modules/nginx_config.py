@@ -152,16 +152,19 @@ import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
+    DEFAULT_PAGE,
     Nginx,
     NginxError,
     emerg_lines,
-    validate_candidate,
+    included,
+    maintenance_snippets,
+    validate_candidates,
 )
 
 
 def argument_spec() -> dict[str, t.Any]:
     return {
-        "dest": {"type": "path", "required": True},
+        "dest": {"type": "path"},
         "content": {"type": "str"},
         "src": {"type": "path"},
         "config": {"type": "str"},
@@ -177,6 +180,13 @@ def argument_spec() -> dict[str, t.Any]:
         "pid_file": {"type": "path"},
         "reload": {"type": "bool", "default": True},
         "reload_timeout": {"type": "int", "default": 10},
+        "maintenance": {"type": "raw"},
+        "maintenance_dir": {"type": "path"},
+        "maintenance_flag": {"type": "path"},
+        "maintenance_page": {"type": "path"},
+        "retry_after": {"type": "int", "default": 300},
+        "maintenance_allow": {"type": "list", "elements": "str", "default": []},
+        "maintenance_exempt_paths": {"type": "list", "elements": "str", "default": ["/health"]},
     }
 
 
@@ -243,66 +253,202 @@ def write_atomic(module: t.Any, dest: str, want: Wanted) -> None:
         os.close(directory)
 
 
-def run_module(module: t.Any) -> dict[str, t.Any]:
+class Managed(t.NamedTuple):
+    """One file this run manages: as it is (None when missing) and as it should be."""
+
+    path: str
+    live: bytes | None
+    current: os.stat_result | None
+    want: Wanted
+
+    @property
+    def content_changed(self) -> bool:
+        return self.live != self.want.content
+
+    @property
+    def changed(self) -> bool:
+        if self.current is None:
+            return True
+        attrs = (self.current.st_mode & 0o7777, self.current.st_uid, self.current.st_gid)
+        return self.content_changed or attrs != (self.want.mode, self.want.uid, self.want.gid)
+
+
+def managed(path: str, want_of: t.Callable[[os.stat_result | None], Wanted]) -> Managed:
+    live, current = read_live(path)
+    return Managed(path, live, current, want_of(current))
+
+
+def maintenance_state(value: t.Any) -> str | None:
+    """on/off from the option; YAML 1.1 reads a bare on/off as a boolean."""
+    if value is None:
+        return None
+    text = {True: "on", False: "off"}.get(value, str(value).strip().lower())
+    if text not in ("on", "off"):
+        raise NginxError(f"maintenance must be on or off, not {value!r}.")
+    return text
+
+
+def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, str]]:
+    """The files this run manages, and the maintenance paths (host side) when maintenance is asked for."""
     params = module.params
-    dest = params["dest"]
-    live, current = read_live(dest)
-    want = wanted_file(params, current)
-    if not os.path.isdir(os.path.dirname(dest)):
-        raise NginxError(f"The directory of dest {dest} does not exist.")
-    nginx = Nginx(module, params)
-    content_changed = live != want.content
-    attrs_changed = current is not None and (
-        (current.st_mode & 0o7777, current.st_uid, current.st_gid) != (want.mode, want.uid, want.gid)
-    )
-    result: dict[str, t.Any] = {"dest": dest, "validated": False, "applied": False}
-    if module._diff:
-        result["diff"] = {
-            "before": (live or b"").decode(errors="replace"),
-            "after": want.content.decode(errors="replace"),
-            "before_header": dest,
-            "after_header": dest,
+    files: list[Managed] = []
+    if params["content"] is not None or params["src"] is not None:
+        if not params["dest"]:
+            raise NginxError("content and src need dest, the live file to place them in.")
+        files.append(managed(params["dest"], lambda current: wanted_file(params, current)))
+    elif params["dest"]:
+        raise NginxError("dest needs content or src.")
+    paths: dict[str, str] = {}
+    if maintenance_state(params["maintenance"]) is not None:
+        folder = params["maintenance_dir"] or nginx.to_host(os.path.join(os.path.dirname(nginx.config), "maintenance"))
+        if params["retry_after"] < 0:
+            raise NginxError(f"retry_after must be 0 or more seconds, not {params['retry_after']}.")
+        paths = {
+            "flag": params["maintenance_flag"] or os.path.join(folder, "on"),
+            "page": os.path.join(folder, "page.html"),
+            "http": os.path.join(folder, "http.conf"),
+            "server": os.path.join(folder, "server.conf"),
         }
-    if content_changed:
-        ok, output = validate_candidate(nginx, dest, want.content)
-        result["validation_output"] = output
-        if not ok:
-            reason = next(iter(emerg_lines(output)), output.splitlines()[-1] if output else "no output")
-            raise NginxError(f"nginx -t rejected the new {dest}, which was left as it was: {reason}", **result)
-        result["validated"] = True
-    changed = content_changed or attrs_changed or current is None
-    result["changed"] = changed
-    if module.check_mode or not changed:
-        return result
-    if params["backup"] and live is not None and content_changed:
-        result["backup_file"] = module.backup_local(dest)
-    write_atomic(module, dest, want)
-    if content_changed and params["reload"]:
-        applied, emerg = nginx.reload(params["reload_timeout"])
-        if not applied:
-            rollback(module, nginx, dest, live, current, params["reload_timeout"])
-            reason = "; ".join(emerg) or f"no new worker processes within {params['reload_timeout']} s"
+        if params["maintenance_page"]:
+            try:
+                with open(params["maintenance_page"], "rb") as handle:
+                    page = handle.read()
+            except OSError as exc:
+                raise NginxError(
+                    f"Cannot read maintenance_page {params['maintenance_page']}: {exc.strerror}."
+                ) from None
+        else:
+            page = DEFAULT_PAGE.encode()
+        snippets = maintenance_snippets(
+            nginx.to_nginx(paths["flag"]),
+            nginx.to_nginx(paths["page"]),
+            params["retry_after"],
+            params["maintenance_allow"],
+            params["maintenance_exempt_paths"],
+        )
+        for key, content in (
+            ("page", page),
+            ("http", snippets["http.conf"].encode()),
+            ("server", snippets["server.conf"].encode()),
+        ):
+            files.append(managed(paths[key], lambda current, c=content: Wanted(c, 0o644, 0, 0)))
+    if not files:
+        raise NginxError("Nothing to do: give dest with content or src, or maintenance.")
+    if params["dest"] and not os.path.isdir(os.path.dirname(params["dest"])):
+        raise NginxError(f"The directory of dest {params['dest']} does not exist.")
+    return files, paths
+
+
+def check_included(dump: str, nginx: Nginx, paths: dict[str, str]) -> None:
+    for key, context in (("http", "http"), ("server", "server")):
+        path = nginx.to_nginx(paths[key])
+        if not included(dump, path):
             raise NginxError(
-                f"nginx accepted the new {dest} but did not apply it ({reason}). The previous file is back and "
-                "nginx was reloaded with it.",
-                **{**result, "changed": False, "emerg": emerg},
+                f"nginx's configuration does not include the maintenance {context} snippet {path}: add "
+                f"`include {path};` to the {context} block{'s' if context == 'server' else ''} (a glob such as "
+                f"`include {os.path.dirname(path)}/{key}*.conf;` also works before the file exists)."
             )
-        result["applied"] = True
+
+
+def diffs(files: list[Managed]) -> list[dict[str, str]]:
+    return [
+        {
+            "before": (f.live or b"").decode(errors="replace"),
+            "after": f.want.content.decode(errors="replace"),
+            "before_header": f.path,
+            "after_header": f.path,
+        }
+        for f in files
+        if f.content_changed
+    ]
+
+
+def validate(nginx: Nginx, to_test: dict[str, bytes], paths: dict[str, str]) -> dict[str, t.Any]:
+    """nginx -T of the configuration with the candidates in place; with maintenance, the snippets must be read."""
+    ok, output, dump = validate_candidates(nginx, to_test)
+    result = {"validation_output": output, "validated": bool(to_test)}
+    if not ok:
+        reason = next(iter(emerg_lines(output)), output.splitlines()[-1] if output else "no output")
+        names = ", ".join(sorted(to_test)) or "configuration"
+        raise NginxError(
+            f"nginx -t rejected the new {names}, left as it was: {reason}", **{**result, "validated": False}
+        )
+    if paths:
+        check_included(dump, nginx, paths)
     return result
 
 
-def rollback(
-    module: t.Any, nginx: Nginx, dest: str, live: bytes | None, current: os.stat_result | None, timeout: int
-) -> None:
-    if live is None or current is None:
-        os.unlink(dest)
+def run_module(module: t.Any) -> dict[str, t.Any]:
+    params = module.params
+    nginx = Nginx(module, params)
+    files, paths = plan_files(module, nginx)
+    result: dict[str, t.Any] = {"dest": params["dest"], "validated": False, "applied": False}
+    if module._diff:
+        result["diff"] = diffs(files)
+    to_test = {f.path: f.want.content for f in files if f.content_changed}
+    if to_test or paths:
+        result.update(validate(nginx, to_test, paths))
+    state = maintenance_state(params["maintenance"])
+    flag_flips = state is not None and os.path.exists(paths["flag"]) != (state == "on")
+    changed = any(f.changed for f in files) or flag_flips
+    result["changed"] = changed
+    if state is not None:
+        result["maintenance"] = state
+    if module.check_mode or not changed:
+        return result
+    if params["backup"] and params["dest"]:
+        first = files[0]
+        if first.live is not None and first.content_changed:
+            result["backup_file"] = module.backup_local(first.path)
+    for item in files:
+        if item.changed:
+            os.makedirs(os.path.dirname(item.path), exist_ok=True)
+            write_atomic(module, item.path, item.want)
+    if to_test and params["reload"]:
+        applied, emerg = nginx.reload(params["reload_timeout"])
+        if not applied:
+            rollback(module, nginx, [f for f in files if f.changed], params["reload_timeout"])
+            reason = "; ".join(emerg) or f"no new worker processes within {params['reload_timeout']} s"
+            raise NginxError(
+                f"nginx accepted the new {', '.join(sorted(to_test))} but did not apply it ({reason}). The previous "
+                "files are back and nginx was reloaded with them.",
+                **{**result, "changed": False, "emerg": emerg},
+            )
+        result["applied"] = True
+    if flag_flips:
+        flip(paths["flag"], state == "on")
+    return result
+
+
+def flip(flag: str, on: bool) -> None:
+    """Maintenance on: the flag file appears at once (a rename); off: it goes. nginx tests it on every request."""
+    if on:
+        write_bytes_atomic(flag, b"maintenance on\n")
     else:
-        write_atomic(module, dest, Wanted(live, current.st_mode & 0o7777, current.st_uid, current.st_gid))
+        os.unlink(flag)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    fd, staged = tempfile.mkstemp(prefix=".flag.", dir=os.path.dirname(path))
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        os.fchmod(handle.fileno(), 0o644)
+    os.rename(staged, path)
+
+
+def rollback(module: t.Any, nginx: Nginx, files: list[Managed], timeout: int) -> None:
+    for item in files:
+        if item.live is None or item.current is None:
+            os.unlink(item.path)
+        else:
+            mode = item.current.st_mode & 0o7777
+            write_atomic(module, item.path, Wanted(item.live, mode, item.current.st_uid, item.current.st_gid))
     applied, emerg = nginx.reload(timeout, stop_on_emerg=False)
     if not applied:
         raise NginxError(
-            f"nginx did not apply the new {dest}, and after putting the previous file back it did not reload "
-            f"either ({'; '.join(emerg) or 'no new workers'}). nginx still runs its old workers; check it by hand."
+            "nginx did not apply the new configuration, and after putting the previous files back it did not "
+            f"reload either ({'; '.join(emerg) or 'no new workers'}). nginx still runs its old workers; check it by "
+            "hand."
         )
 
 
