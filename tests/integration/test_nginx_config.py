@@ -4,6 +4,9 @@ and rolled back when nginx cannot apply them; a rejected candidate leaves the li
 from __future__ import annotations
 
 import hashlib
+import http.client
+import shutil
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +83,8 @@ def test_check_and_diff_change_nothing(lab2: lab.Host) -> None:
     run = run_module(MODULE, args(lab2, content), hosts="lab2", check=True, diff=True)
     result = run.result("lab2")
     assert result["changed"] is True and result["validated"] is True and result["applied"] is False
-    assert result["diff"]["after"].endswith("# a comment\n")
+    (diff,) = result["diff"]
+    assert diff["after"].endswith("# a comment\n") and diff["before_header"] == str(site(lab2))
     assert digest(site(lab2)) == live
 
 
@@ -90,7 +94,7 @@ def test_an_invalid_config_is_rejected_and_the_live_file_is_untouched(lab2: lab.
     run = run_module(MODULE, args(lab2, bad), hosts="lab2")
     result = run.result("lab2")
     assert "lab2" in run.failed_hosts()
-    assert result["msg"].startswith(f"nginx -t rejected the new {site(lab2)}, which was left as it was: ")
+    assert result["msg"].startswith(f"nginx -t rejected the new {site(lab2)}, left as it was: ")
     assert '"proxy_read_timeout" directive invalid value in /etc/nginx/stackops/conf.d/app.conf' in result["msg"]
     assert digest(site(lab2)) == live
     assert workers(lab2) == before, "nginx was reloaded for a rejected config"
@@ -109,7 +113,7 @@ def test_a_config_that_cannot_bind_is_detected_and_rolled_back(lab2: lab.Host) -
     assert "lab2" in run.failed_hosts()
     assert result["validated"] is True and result["applied"] is False
     assert f"bind() to {lab2.addr}:6379 failed (98: Address already in use)" in result["msg"]
-    assert "The previous file is back and nginx was reloaded with it." in result["msg"]
+    assert "The previous files are back and nginx was reloaded with them." in result["msg"]
     assert site(lab2).read_bytes() == live
     assert workers(lab2).isdisjoint(before), "the rollback reload did not start new workers"
     assert answers(f"http://{lab2.addr}/health") == 200
@@ -132,3 +136,83 @@ def test_bad_input_is_refused_and_nothing_changes(lab2: lab.Host, extra: dict, e
     assert error in run.result("lab2")["msg"]
     assert digest(site(lab2)) == live
     assert not Path("/tmp/app.conf").exists()
+
+
+def request(method: str, url: str, source: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    parts = urllib.parse.urlsplit(url)
+    bind = (source, 0) if source else None
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=5, source_address=bind)
+    try:
+        conn.request(method, parts.path or "/", body=b"x=1" if method == "POST" else None)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def clean_maintenance(lab2: lab.Host) -> Iterator[Path]:
+    """lab2 without the maintenance snippets before and after the test (and nginx reloaded without them)."""
+    folder = lab2.dir / "nginx" / "maintenance"
+
+    def clear() -> None:
+        if folder.exists():
+            shutil.rmtree(folder)
+            lab.compose(lab2, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+
+    clear()
+    yield folder
+    clear()
+
+
+def maintenance(host: lab.Host, state: str, **extra: object) -> dict:
+    return {
+        "compose_project_src": str(host.dir),
+        "compose_project_name": host.project,
+        "compose_service": "nginx",
+        "maintenance": state,
+        "retry_after": 120,
+        "maintenance_allow": ["127.0.2.9"],
+        "maintenance_exempt_paths": ["/health"],
+        **extra,
+    }
+
+
+def test_maintenance_answers_503_to_every_method_with_headers_and_exemptions(
+    lab2: lab.Host, clean_maintenance: Path
+) -> None:
+    runs = assert_module_four_step(MODULE, maintenance(lab2, "on"), hosts="lab2")
+    assert runs[1].result("lab2")["maintenance"] == "on" and (clean_maintenance / "on").exists()
+    for method in ("GET", "HEAD", "POST"):
+        status, headers, body = request(method, f"http://{lab2.addr}/api/customers/1")
+        assert status == 503, method
+        assert headers["retry-after"] == "120" and headers["cache-control"] == "no-store", method
+        assert (b"Down for maintenance" in body) == (method != "HEAD"), method
+    # Exempt paths and allowed addresses pass through to the app.
+    assert request("GET", f"http://{lab2.addr}/health/ready")[0] == 200
+    assert request("GET", f"http://{lab2.addr}/api/customers/1", source="127.0.2.9")[0] == 200
+    # The page location is internal: it cannot be asked for directly.
+    assert request("GET", f"http://{lab2.addr}/stackops-maintenance.html", source="127.0.2.9")[0] == 404
+
+
+def test_maintenance_flips_without_a_reload_and_off_is_idempotent(lab2: lab.Host, clean_maintenance: Path) -> None:
+    run_module(MODULE, maintenance(lab2, "on"), hosts="lab2").assert_ok()
+    before = workers(lab2)
+    runs = assert_module_four_step(MODULE, maintenance(lab2, "off"), hosts="lab2")
+    assert runs[1].result("lab2")["maintenance"] == "off" and not (clean_maintenance / "on").exists()
+    assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 200
+    result = run_module(MODULE, maintenance(lab2, True), hosts="lab2").result("lab2")
+    assert result["changed"] is True and result["maintenance"] == "on"
+    assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 503
+    assert workers(lab2) == before, "flipping maintenance reloaded nginx"
+
+
+def test_maintenance_refuses_snippets_nginx_does_not_include(lab2: lab.Host, clean_maintenance: Path) -> None:
+    elsewhere = lab2.dir / "nginx" / "elsewhere"
+    run = run_module(MODULE, maintenance(lab2, "on", maintenance_dir=str(elsewhere)), hosts="lab2")
+    assert "lab2" in run.failed_hosts()
+    message = run.result("lab2")["msg"]
+    assert "does not include the maintenance http snippet /etc/nginx/stackops/elsewhere/http.conf" in message
+    assert "include /etc/nginx/stackops/elsewhere/http.conf;" in message
+    assert not elsewhere.exists()
+    assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 200
