@@ -21,6 +21,16 @@ description:
     workers. The module sees that, puts the previous file back, reloads again, and fails with nginx's reason.
   - Nothing changes when the file already has this content, mode and owner; check mode gives the same answer and
     still tests the candidate.
+  - O(maintenance=on) puts the site in maintenance without a reload. The module manages three files in
+    O(maintenance_dir), an http-level snippet (the addresses allowed through, as a C(geo) block), a server-level
+    snippet and the page, and then creates a flag file that the server snippet tests on every request. Every
+    method (GET, HEAD, POST) gets C(503) with the page, C(Retry-After) and a C(no-store) C(Cache-Control) header, except the
+    exempt paths (health checks) and the allowed client addresses. The app's own 503 answers are left alone.
+    O(maintenance=off) removes the flag. The snippets go through the same test, write and confirmed reload as
+    any change, and only when they change.
+  - nginx must include the snippets, C(include DIR/http*.conf;) in the http block and C(include
+    DIR/server*.conf;) in each server block (globs match nothing until the files exist). The module checks that
+    nginx reads them and says what to add when it does not.
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.attributes
@@ -38,11 +48,10 @@ options:
   dest:
     description:
       - The live file, as a path on the managed host. It must be inside the directory of the main config
-        (O(config)), for example a site in C(conf.d/).
+        (O(config)), for example a site in C(conf.d/). Needed with O(content) or O(src).
       - With nginx in a compose service, the file must be in a directory that the service bind-mounts; the
         module maps the path to the container's.
     type: path
-    required: true
   content:
     description: The new content of O(dest). Render templates with the P(ansible.builtin.template#lookup) lookup.
     type: str
@@ -96,6 +105,36 @@ options:
     description: Seconds to wait for new worker processes after the reload before rolling back.
     type: int
     default: 10
+  maintenance:
+    description:
+      - V(on) answers 503 with the maintenance page; V(off) serves the site again. Leave it out to not touch
+        maintenance mode.
+    type: raw
+  maintenance_dir:
+    description:
+      - Where the maintenance snippets, page and flag live, as a host path. Default is C(maintenance/) beside
+        the main config.
+    type: path
+  maintenance_flag:
+    description: The flag file whose presence means maintenance. Default is C(on) in O(maintenance_dir).
+    type: path
+  maintenance_page:
+    description: An HTML file on the managed host to serve as the maintenance page. Default is a plain page.
+    type: path
+  retry_after:
+    description: The C(Retry-After) header of the maintenance answer, in seconds.
+    type: int
+    default: 300
+  maintenance_allow:
+    description: Client addresses or networks (CIDR) that still reach the site in maintenance.
+    type: list
+    elements: str
+    default: []
+  maintenance_exempt_paths:
+    description: URI prefixes that still reach the site in maintenance, such as health checks.
+    type: list
+    elements: str
+    default: [/health]
 notes:
   - Bind-mount the configuration directory, not single files, into an nginx container. A renamed file is a new
     inode that a single-file bind mount does not show.
@@ -110,6 +149,15 @@ EXAMPLES = r"""
     compose_service: nginx
     backup: true
 
+- name: Maintenance on, with health checks and the office network let through
+  stackops.runbooks.nginx_config:
+    maintenance: "on"
+    retry_after: 600
+    maintenance_allow: [203.0.113.0/24]
+    maintenance_exempt_paths: [/health]
+    compose_project_src: /srv/app
+    compose_service: nginx
+
 - name: nginx on the host
   stackops.runbooks.nginx_config:
     dest: /etc/nginx/sites-enabled/app.conf
@@ -121,6 +169,11 @@ dest:
   description: The live file.
   returned: always
   type: str
+maintenance:
+  description: The maintenance state after the run (or as it would be, in check mode).
+  returned: when O(maintenance) is given
+  type: str
+  sample: "on"
 validated:
   description: Whether nginx accepted the candidate (C(nginx -t)); false when the content did not change.
   returned: always
@@ -144,6 +197,7 @@ emerg:
   elements: str
 """
 
+import functools
 import grp
 import os
 import pwd
@@ -278,6 +332,11 @@ def managed(path: str, want_of: t.Callable[[os.stat_result | None], Wanted]) -> 
     return Managed(path, live, current, want_of(current))
 
 
+def root_file(content: bytes, _current: os.stat_result | None) -> Wanted:
+    """A managed snippet: root's, world-readable (nginx's workers read the page)."""
+    return Wanted(content, 0o644, 0, 0)
+
+
 def maintenance_state(value: t.Any) -> str | None:
     """on/off from the option; YAML 1.1 reads a bare on/off as a boolean."""
     if value is None:
@@ -331,7 +390,7 @@ def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, st
             ("http", snippets["http.conf"].encode()),
             ("server", snippets["server.conf"].encode()),
         ):
-            files.append(managed(paths[key], lambda current, c=content: Wanted(c, 0o644, 0, 0)))
+            files.append(managed(paths[key], functools.partial(root_file, content)))
     if not files:
         raise NginxError("Nothing to do: give dest with content or src, or maintenance.")
     if params["dest"] and not os.path.isdir(os.path.dirname(params["dest"])):
