@@ -24,8 +24,8 @@ description:
   - O(maintenance=on) puts the site in maintenance without a reload. The module manages three files in
     O(maintenance_dir), an http-level snippet (the addresses allowed through, as a C(geo) block), a server-level
     snippet and the page, and then creates a flag file that the server snippet tests on every request. Every
-    method (GET, HEAD, POST) gets C(503) with the page, C(Retry-After) and a C(no-store) C(Cache-Control) header, except the
-    exempt paths (health checks) and the allowed client addresses. The app's own 503 answers are left alone.
+    method (GET, HEAD, POST) gets C(503) with the page, C(Retry-After) and a C(no-store) C(Cache-Control)
+    header, except the exempt paths (health checks) and the allowed client addresses. The app's own 503 answers are left alone.
     O(maintenance=off) removes the flag. The snippets go through the same test, write and confirmed reload as
     any change, and only when they change.
   - nginx must include the snippets, C(include DIR/http*.conf;) in the http block and C(include
