@@ -26,8 +26,8 @@ description:
     snippet and the page, and then creates a flag file that the server snippet tests on every request. Every
     method (GET, HEAD, POST) gets C(503) with the page, C(Retry-After) and a C(no-store) C(Cache-Control)
     header, except the exempt paths (health checks) and the allowed client addresses. The app's own 503
-    answers are left alone. O(maintenance=off) removes the flag. The snippets go through the same test, write and confirmed reload as
-    any change, and only when they change.
+    answers are left alone. O(maintenance=off) removes the flag. The snippets go through the same test,
+    write and confirmed reload as any change, and only when they change.
   - nginx must include the snippets, C(include DIR/http*.conf;) in the http block and C(include
     DIR/server*.conf;) in each server block (globs match nothing until the files exist). The module checks that
     nginx reads them and says what to add when it does not.
