@@ -309,3 +309,30 @@ def maintenance_snippets(flag: str, page: str, retry_after: int, allow: list[str
 def included(dump: str, nginx_path: str) -> bool:
     """Whether nginx read this file (nginx -T prints `# configuration file PATH:` for each)."""
     return f"# configuration file {nginx_path}:" in dump
+
+
+def switch_upstream(text: str, name: str, servers: list[str]) -> str:
+    """The config text with the `server` lines of `upstream NAME { ... }` replaced by the given servers, at the
+    place of the first one; the block's other directives (keepalive, hash...) stay."""
+    opening = re.search(rf"(?m)^[ \t]*upstream[ \t]+{re.escape(name)}[ \t]*\{{", text)
+    if not opening:
+        raise NginxError(f"No `upstream {name} {{ ... }}` block in the file; name an upstream it defines.")
+    end = text.find("}", opening.end())
+    if end < 0:
+        raise NginxError(f"The upstream {name} block is not closed.")
+    body = text[opening.end() : end]
+    lines = body.split("\n")
+    server_lines = [i for i, line in enumerate(lines) if re.match(r"^\s*server\s+[^;]+;\s*(#.*)?$", line)]
+    indent = (
+        lines[server_lines[0]][: len(lines[server_lines[0]]) - len(lines[server_lines[0]].lstrip())]
+        if server_lines
+        else "    "
+    )
+    new = [f"{indent}server {server};" for server in servers]
+    if server_lines:
+        first = server_lines[0]
+        kept = [line for i, line in enumerate(lines) if i not in server_lines]
+        lines = kept[:first] + new + kept[first:]
+    else:
+        lines = [lines[0], *new, *lines[1:]]
+    return text[: opening.end()] + "\n".join(lines) + text[end:]

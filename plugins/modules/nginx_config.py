@@ -105,6 +105,16 @@ options:
     description: Seconds to wait for new worker processes after the reload before rolling back.
     type: int
     default: 10
+  upstream:
+    description:
+      - Point this upstream, defined in O(dest), at O(upstream_servers) (a blue/green switch). Its C(server)
+        lines are replaced where the first one was; its other directives stay. The change is tested, applied and
+        confirmed like any other. With O(content) or O(src), the switch is made in that content.
+    type: str
+  upstream_servers:
+    description: The servers of O(upstream), each as nginx writes it after C(server) (C(10.0.0.5:8000 backup)).
+    type: list
+    elements: str
   maintenance:
     description:
       - V(on) answers 503 with the maintenance page; V(off) serves the site again. Leave it out to not touch
@@ -155,6 +165,14 @@ EXAMPLES = r"""
     retry_after: 600
     maintenance_allow: [203.0.113.0/24]
     maintenance_exempt_paths: [/health]
+    compose_project_src: /srv/app
+    compose_service: nginx
+
+- name: Switch traffic to the green deployment
+  stackops.runbooks.nginx_config:
+    dest: /srv/app/nginx/conf.d/app.conf
+    upstream: app
+    upstream_servers: [127.0.0.1:8001]
     compose_project_src: /srv/app
     compose_service: nginx
 
@@ -212,6 +230,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     emerg_lines,
     included,
     maintenance_snippets,
+    switch_upstream,
     validate_candidates,
 )
 
@@ -234,6 +253,8 @@ def argument_spec() -> dict[str, t.Any]:
         "pid_file": {"type": "path"},
         "reload": {"type": "bool", "default": True},
         "reload_timeout": {"type": "int", "default": 10},
+        "upstream": {"type": "str"},
+        "upstream_servers": {"type": "list", "elements": "str"},
         "maintenance": {"type": "raw"},
         "maintenance_dir": {"type": "path"},
         "maintenance_flag": {"type": "path"},
@@ -251,9 +272,10 @@ class Wanted(t.NamedTuple):
     gid: int
 
 
-def wanted_file(params: dict[str, t.Any], current: os.stat_result | None) -> Wanted:
-    """The file as it should be, from the options and what exists; bad input is refused here, before any change."""
-    if (params["content"] is None) == (params["src"] is None):
+def wanted_file(params: dict[str, t.Any], live: bytes | None, current: os.stat_result | None) -> Wanted:
+    """The file as it should be, from the options and what exists; bad input is refused here, before any change.
+    With upstream, the live file (or the given content) gets that upstream's servers replaced."""
+    if params["content"] is not None and params["src"] is not None:
         raise NginxError("Give exactly one of content and src.")
     if params["src"] is not None:
         try:
@@ -263,8 +285,16 @@ def wanted_file(params: dict[str, t.Any], current: os.stat_result | None) -> Wan
             raise NginxError(
                 f"Cannot read src {params['src']}: {exc.strerror}; give a file on the managed host."
             ) from None
-    else:
+    elif params["content"] is not None:
         content = params["content"].encode()
+    elif params["upstream"] and live is not None:
+        content = live
+    else:
+        raise NginxError("Give exactly one of content and src.")
+    if params["upstream"]:
+        if not params["upstream_servers"]:
+            raise NginxError(f"upstream {params['upstream']} needs upstream_servers, the servers to point it at.")
+        content = switch_upstream(content.decode(), params["upstream"], params["upstream_servers"]).encode()
     try:
         mode = int(params["mode"], 8) if params["mode"] else (current.st_mode & 0o7777 if current else 0o644)
     except ValueError:
@@ -327,12 +357,12 @@ class Managed(t.NamedTuple):
         return self.content_changed or attrs != (self.want.mode, self.want.uid, self.want.gid)
 
 
-def managed(path: str, want_of: t.Callable[[os.stat_result | None], Wanted]) -> Managed:
+def managed(path: str, want_of: t.Callable[[bytes | None, os.stat_result | None], Wanted]) -> Managed:
     live, current = read_live(path)
-    return Managed(path, live, current, want_of(current))
+    return Managed(path, live, current, want_of(live, current))
 
 
-def root_file(content: bytes, _current: os.stat_result | None) -> Wanted:
+def root_file(content: bytes, _live: bytes | None, _current: os.stat_result | None) -> Wanted:
     """A managed snippet: root's, world-readable (nginx's workers read the page)."""
     return Wanted(content, 0o644, 0, 0)
 
@@ -351,12 +381,12 @@ def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, st
     """The files this run manages, and the maintenance paths (host side) when maintenance is asked for."""
     params = module.params
     files: list[Managed] = []
-    if params["content"] is not None or params["src"] is not None:
+    if params["content"] is not None or params["src"] is not None or params["upstream"]:
         if not params["dest"]:
-            raise NginxError("content and src need dest, the live file to place them in.")
-        files.append(managed(params["dest"], lambda current: wanted_file(params, current)))
+            raise NginxError("content, src and upstream need dest, the live file to change.")
+        files.append(managed(params["dest"], functools.partial(wanted_file, params)))
     elif params["dest"]:
-        raise NginxError("dest needs content or src.")
+        raise NginxError("dest needs content, src or upstream.")
     paths: dict[str, str] = {}
     if maintenance_state(params["maintenance"]) is not None:
         folder = params["maintenance_dir"] or nginx.to_host(os.path.join(os.path.dirname(nginx.config), "maintenance"))

@@ -3,9 +3,12 @@ and rolled back when nginx cannot apply them; a rejected candidate leaves the li
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import http.server
 import shutil
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -216,3 +219,46 @@ def test_maintenance_refuses_snippets_nginx_does_not_include(lab2: lab.Host, cle
     assert "include /etc/nginx/stackops/elsewhere/http.conf;" in message
     assert not elsewhere.exists()
     assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 200
+
+
+@contextlib.contextmanager
+def green_app(addr: str, port: int) -> Iterator[None]:
+    """A second app (the "green" deployment) answering every GET with its colour."""
+
+    class Green(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"deployment": "green"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((addr, port), Green)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_upstream_switch_moves_traffic_and_back(lab2: lab.Host) -> None:
+    blue = f"{lab2.addr}:8000"
+    green = f"{lab2.addr}:18000"
+    switch = {**args(lab2, ""), "upstream": "app", "upstream_servers": [green]}
+    del switch["content"]
+    with green_app(lab2.addr, 18000):
+        runs = assert_module_four_step(MODULE, switch, hosts="lab2")
+        assert runs[1].result("lab2")["applied"] is True
+        assert f"server {green};" in site(lab2).read_text() and f"server {blue};" not in site(lab2).read_text()
+        assert "keepalive 16;" in site(lab2).read_text()
+        assert request("GET", f"http://{lab2.addr}/api/customers/1")[2] == b'{"deployment": "green"}'
+        back = run_module(MODULE, {**switch, "upstream_servers": [blue]}, hosts="lab2").result("lab2")
+        assert back["changed"] is True and back["applied"] is True
+    assert request("GET", f"http://{lab2.addr}/health/ready")[0] == 200
+    missing = run_module(MODULE, {**switch, "upstream": "nope"}, hosts="lab2")
+    assert "No `upstream nope { ... }` block in the file" in missing.result("lab2")["msg"]
