@@ -20,6 +20,7 @@ import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject
+from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_pem
 
 SHADOW_PREFIX = ".stackops-validate-"
 PID_DIRECTIVE = re.compile(r"^\s*pid\s+([^;\s]+)\s*;", re.M)
@@ -336,3 +337,35 @@ def switch_upstream(text: str, name: str, servers: list[str]) -> str:
     else:
         lines = [lines[0], *new, *lines[1:]]
     return text[: opening.end()] + "\n".join(lines) + text[end:]
+
+
+CERTIFICATE_DIRECTIVE = re.compile(r"(?m)^[ \t]*ssl_certificate[ \t]+([^;\s]+)[ \t]*;")
+
+
+def certificate_paths(dump: str) -> list[str]:
+    """The certificate files an `nginx -T` dump references (not keys), each once, in order."""
+    return list(dict.fromkeys(path.strip("'\"") for path in CERTIFICATE_DIRECTIVE.findall(dump)))
+
+
+def tls_report(nginx: Nginx, dump: str, warning_days: float, critical_days: float) -> list[dict[str, t.Any]]:
+    """Each certificate nginx serves: subject, expiry, days left and a severity; a file it cannot read is
+    critical, a path built from variables cannot be followed and says so."""
+    report = []
+    for path in certificate_paths(dump):
+        entry: dict[str, t.Any] = {"path": path}
+        if "$" in path:
+            report.append({**entry, "severity": "unknown", "error": "the path is built from variables"})
+            continue
+        try:
+            with open(nginx.to_host(path), "rb") as handle:
+                chain = parse_pem(handle.read())
+            if not chain:
+                raise CertificateError("no PEM certificate in the file")
+        except (OSError, StackopsError) as exc:
+            report.append({**entry, "severity": "critical", "error": str(exc)})
+            continue
+        leaf = chain[0].as_dict()
+        days = leaf["days_left"]
+        severity = "critical" if days <= critical_days else "warning" if days <= warning_days else "ok"
+        report.append({**entry, **leaf, "severity": severity})
+    return report

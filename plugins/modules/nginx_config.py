@@ -115,6 +115,21 @@ options:
     description: The servers of O(upstream), each as nginx writes it after C(server) (C(10.0.0.5:8000 backup)).
     type: list
     elements: str
+  tls_report:
+    description:
+      - Report every certificate nginx's configuration references (C(ssl_certificate)) with its subject, expiry
+        and days left, in RV(certificates). A certificate at or under O(tls_warning_days) or O(tls_critical_days)
+        also gives a warning in the task output.
+    type: bool
+    default: false
+  tls_warning_days:
+    description: Days to expiry at or under which a certificate is a warning.
+    type: int
+    default: 30
+  tls_critical_days:
+    description: Days to expiry at or under which a certificate is critical (the runbooks alert under 7 days).
+    type: int
+    default: 7
   maintenance:
     description:
       - V(on) answers 503 with the maintenance page; V(off) serves the site again. Leave it out to not touch
@@ -208,6 +223,14 @@ validation_output:
   description: What C(nginx -t) printed for the candidate.
   returned: when the candidate was tested
   type: str
+certificates:
+  description: With O(tls_report), each certificate file with C(subject), C(issuer), C(not_after), C(days_left) and
+    C(severity) (V(ok), V(warning), V(critical)), or C(error) when it cannot be read.
+  returned: when O(tls_report) is true
+  type: list
+  elements: dict
+  sample: [{path: /etc/nginx/tls/site.crt, subject: app.example.com, not_after: "2027-01-01T00:00:00Z",
+            days_left: 39.5, severity: ok}]
 emerg:
   description: nginx's C([emerg]) lines when it refused to apply a configuration, before the rollback.
   returned: on a rolled-back reload
@@ -231,6 +254,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     included,
     maintenance_snippets,
     switch_upstream,
+    tls_report,
     validate_candidates,
 )
 
@@ -255,6 +279,9 @@ def argument_spec() -> dict[str, t.Any]:
         "reload_timeout": {"type": "int", "default": 10},
         "upstream": {"type": "str"},
         "upstream_servers": {"type": "list", "elements": "str"},
+        "tls_report": {"type": "bool", "default": False},
+        "tls_warning_days": {"type": "int", "default": 30},
+        "tls_critical_days": {"type": "int", "default": 7},
         "maintenance": {"type": "raw"},
         "maintenance_dir": {"type": "path"},
         "maintenance_flag": {"type": "path"},
@@ -421,8 +448,8 @@ def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, st
             ("server", snippets["server.conf"].encode()),
         ):
             files.append(managed(paths[key], functools.partial(root_file, content)))
-    if not files:
-        raise NginxError("Nothing to do: give dest with content or src, or maintenance.")
+    if not files and not params["tls_report"]:
+        raise NginxError("Nothing to do: give dest with content, src or upstream, maintenance, or tls_report.")
     if params["dest"] and not os.path.isdir(os.path.dirname(params["dest"])):
         raise NginxError(f"The directory of dest {params['dest']} does not exist.")
     return files, paths
@@ -452,19 +479,28 @@ def diffs(files: list[Managed]) -> list[dict[str, str]]:
     ]
 
 
-def validate(nginx: Nginx, to_test: dict[str, bytes], paths: dict[str, str]) -> dict[str, t.Any]:
-    """nginx -T of the configuration with the candidates in place; with maintenance, the snippets must be read."""
+def validate(nginx: Nginx, to_test: dict[str, bytes], paths: dict[str, str], result: dict[str, t.Any]) -> str:
+    """nginx -T of the configuration with the candidates in place (result gets validated and the test output);
+    with maintenance, the snippets must be read. Returns nginx's dump of the configuration."""
     ok, output, dump = validate_candidates(nginx, to_test)
-    result = {"validation_output": output, "validated": bool(to_test)}
+    result.update(validation_output=output, validated=bool(to_test) and ok)
     if not ok:
         reason = next(iter(emerg_lines(output)), output.splitlines()[-1] if output else "no output")
         names = ", ".join(sorted(to_test)) or "configuration"
-        raise NginxError(
-            f"nginx -t rejected the new {names}, left as it was: {reason}", **{**result, "validated": False}
-        )
+        raise NginxError(f"nginx -t rejected the new {names}, left as it was: {reason}", **result)
     if paths:
         check_included(dump, nginx, paths)
-    return result
+    return dump
+
+
+def report_certificates(module: t.Any, nginx: Nginx, dump: str) -> list[dict[str, t.Any]]:
+    params = module.params
+    certificates = tls_report(nginx, dump, params["tls_warning_days"], params["tls_critical_days"])
+    for cert in certificates:
+        if cert["severity"] in ("warning", "critical"):
+            detail = cert.get("error") or f"{cert['days_left']} days left (expires {cert['not_after']})"
+            module.warn(f"TLS certificate {cert['path']} is {cert['severity']}: {detail}")
+    return certificates
 
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
@@ -475,8 +511,10 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     if module._diff:
         result["diff"] = diffs(files)
     to_test = {f.path: f.want.content for f in files if f.content_changed}
-    if to_test or paths:
-        result.update(validate(nginx, to_test, paths))
+    if to_test or paths or params["tls_report"]:
+        dump = validate(nginx, to_test, paths, result)
+        if params["tls_report"]:
+            result["certificates"] = report_certificates(module, nginx, dump)
     state = maintenance_state(params["maintenance"])
     flag_flips = state is not None and os.path.exists(paths["flag"]) != (state == "on")
     changed = any(f.changed for f in files) or flag_flips

@@ -262,3 +262,15 @@ def test_upstream_switch_moves_traffic_and_back(lab2: lab.Host) -> None:
     assert request("GET", f"http://{lab2.addr}/health/ready")[0] == 200
     missing = run_module(MODULE, {**switch, "upstream": "nope"}, hosts="lab2")
     assert "No `upstream nope { ... }` block in the file" in missing.result("lab2")["msg"]
+
+
+def test_tls_report_lists_the_served_certificate_with_its_expiry(lab2: lab.Host) -> None:
+    report = {**args(lab2, ""), "tls_report": True}
+    del report["content"], report["dest"]
+    runs = assert_module_four_step(MODULE, report, hosts="lab2")
+    (cert,) = runs[1].result("lab2")["certificates"]
+    assert cert["path"] == "/etc/nginx/stackops/tls/lab.crt" and cert["subject"] == "lab2.stackops.test"
+    assert cert["severity"] == "ok" and 300 < cert["days_left"] <= 365
+    near = run_module(MODULE, {**report, "tls_critical_days": 400}, hosts="lab2").result("lab2")
+    assert near["certificates"][0]["severity"] == "critical"
+    assert any("TLS certificate /etc/nginx/stackops/tls/lab.crt is critical: " in w for w in near["warnings"])
