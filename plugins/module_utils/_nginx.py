@@ -369,3 +369,18 @@ def tls_report(nginx: Nginx, dump: str, warning_days: float, critical_days: floa
         severity = "critical" if days <= critical_days else "warning" if days <= warning_days else "ok"
         report.append({**entry, **leaf, "severity": severity})
     return report
+
+
+def websocket_snippets(read_timeout: int, send_timeout: int) -> dict[str, str]:
+    """The runbooks' WebSocket proxy settings as two snippets: the http-level map and the location settings."""
+    header = "# Managed by stackops.runbooks.nginx_config (WebSocket proxy): changes here are overwritten.\n"
+    http = header + "map $http_upgrade $stackops_connection_upgrade {\n    default upgrade;\n    ''      close;\n}\n"
+    location = (
+        header
+        + "proxy_http_version 1.1;\n"
+        + "proxy_set_header Upgrade $http_upgrade;\n"
+        + "proxy_set_header Connection $stackops_connection_upgrade;\n"
+        + f"proxy_read_timeout {read_timeout}s;\n"
+        + f"proxy_send_timeout {send_timeout}s;\n"
+    )
+    return {"http.conf": http, "location.conf": location}

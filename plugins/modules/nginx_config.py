@@ -130,6 +130,25 @@ options:
     description: Days to expiry at or under which a certificate is critical (the runbooks alert under 7 days).
     type: int
     default: 7
+  websocket:
+    description:
+      - Manage the WebSocket proxy snippets in O(websocket_dir). C(http.conf) maps C($http_upgrade) to the
+        C(Connection) header (include it in the http block); C(location.conf) sets HTTP/1.1, the C(Upgrade) and
+        C(Connection) headers and the read and send timeouts (include it in each WebSocket location, after
+        C(proxy_pass)). They are tested, written and applied like any change, and nginx must include them.
+    type: bool
+    default: false
+  websocket_dir:
+    description: Where the WebSocket snippets live, as a host path. Default is C(websocket/) beside the main config.
+    type: path
+  websocket_read_timeout:
+    description: Seconds a WebSocket may stay silent towards nginx before nginx closes it (C(proxy_read_timeout)).
+    type: int
+    default: 3600
+  websocket_send_timeout:
+    description: Seconds nginx waits to send to the app before it closes the WebSocket (C(proxy_send_timeout)).
+    type: int
+    default: 3600
   maintenance:
     description:
       - V(on) answers 503 with the maintenance page; V(off) serves the site again. Leave it out to not touch
@@ -256,6 +275,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     switch_upstream,
     tls_report,
     validate_candidates,
+    websocket_snippets,
 )
 
 
@@ -282,6 +302,10 @@ def argument_spec() -> dict[str, t.Any]:
         "tls_report": {"type": "bool", "default": False},
         "tls_warning_days": {"type": "int", "default": 30},
         "tls_critical_days": {"type": "int", "default": 7},
+        "websocket": {"type": "bool", "default": False},
+        "websocket_dir": {"type": "path"},
+        "websocket_read_timeout": {"type": "int", "default": 3600},
+        "websocket_send_timeout": {"type": "int", "default": 3600},
         "maintenance": {"type": "raw"},
         "maintenance_dir": {"type": "path"},
         "maintenance_flag": {"type": "path"},
@@ -404,8 +428,63 @@ def maintenance_state(value: t.Any) -> str | None:
     return text
 
 
-def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, str]]:
-    """The files this run manages, and the maintenance paths (host side) when maintenance is asked for."""
+class Required(t.NamedTuple):
+    """A managed snippet nginx must read for a feature to work: where, and in which block it is included."""
+
+    feature: str
+    path: str
+    block: str
+
+
+def beside_config(nginx: Nginx, given: str | None, name: str) -> str:
+    """A managed folder: the one given, or `name` beside nginx's main config (as a host path)."""
+    return given or nginx.to_host(os.path.join(os.path.dirname(nginx.config), name))
+
+
+def plan_maintenance(params: dict[str, t.Any], nginx: Nginx) -> tuple[list[Managed], dict[str, str], list[Required]]:
+    folder = beside_config(nginx, params["maintenance_dir"], "maintenance")
+    if params["retry_after"] < 0:
+        raise NginxError(f"retry_after must be 0 or more seconds, not {params['retry_after']}.")
+    paths = {
+        "flag": params["maintenance_flag"] or os.path.join(folder, "on"),
+        "page": os.path.join(folder, "page.html"),
+        "http": os.path.join(folder, "http.conf"),
+        "server": os.path.join(folder, "server.conf"),
+    }
+    page = DEFAULT_PAGE.encode()
+    if params["maintenance_page"]:
+        try:
+            with open(params["maintenance_page"], "rb") as handle:
+                page = handle.read()
+        except OSError as exc:
+            raise NginxError(f"Cannot read maintenance_page {params['maintenance_page']}: {exc.strerror}.") from None
+    snippets = maintenance_snippets(
+        nginx.to_nginx(paths["flag"]),
+        nginx.to_nginx(paths["page"]),
+        params["retry_after"],
+        params["maintenance_allow"],
+        params["maintenance_exempt_paths"],
+    )
+    contents = {"page": page, "http": snippets["http.conf"].encode(), "server": snippets["server.conf"].encode()}
+    files = [managed(paths[key], functools.partial(root_file, content)) for key, content in contents.items()]
+    required = [Required("maintenance", paths["http"], "http"), Required("maintenance", paths["server"], "server")]
+    return files, paths, required
+
+
+def plan_websocket(params: dict[str, t.Any], nginx: Nginx) -> tuple[list[Managed], list[Required]]:
+    folder = beside_config(nginx, params["websocket_dir"], "websocket")
+    snippets = websocket_snippets(params["websocket_read_timeout"], params["websocket_send_timeout"])
+    files, required = [], []
+    for name, block in (("http.conf", "http"), ("location.conf", "location")):
+        path = os.path.join(folder, name)
+        files.append(managed(path, functools.partial(root_file, snippets[name].encode())))
+        required.append(Required("websocket", path, block))
+    return files, required
+
+
+def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, str], list[Required]]:
+    """The files this run manages, the maintenance paths (host side) when maintenance is asked for, and the
+    snippets nginx must include."""
     params = module.params
     files: list[Managed] = []
     if params["content"] is not None or params["src"] is not None or params["upstream"]:
@@ -415,54 +494,32 @@ def plan_files(module: t.Any, nginx: Nginx) -> tuple[list[Managed], dict[str, st
     elif params["dest"]:
         raise NginxError("dest needs content, src or upstream.")
     paths: dict[str, str] = {}
+    required: list[Required] = []
     if maintenance_state(params["maintenance"]) is not None:
-        folder = params["maintenance_dir"] or nginx.to_host(os.path.join(os.path.dirname(nginx.config), "maintenance"))
-        if params["retry_after"] < 0:
-            raise NginxError(f"retry_after must be 0 or more seconds, not {params['retry_after']}.")
-        paths = {
-            "flag": params["maintenance_flag"] or os.path.join(folder, "on"),
-            "page": os.path.join(folder, "page.html"),
-            "http": os.path.join(folder, "http.conf"),
-            "server": os.path.join(folder, "server.conf"),
-        }
-        if params["maintenance_page"]:
-            try:
-                with open(params["maintenance_page"], "rb") as handle:
-                    page = handle.read()
-            except OSError as exc:
-                raise NginxError(
-                    f"Cannot read maintenance_page {params['maintenance_page']}: {exc.strerror}."
-                ) from None
-        else:
-            page = DEFAULT_PAGE.encode()
-        snippets = maintenance_snippets(
-            nginx.to_nginx(paths["flag"]),
-            nginx.to_nginx(paths["page"]),
-            params["retry_after"],
-            params["maintenance_allow"],
-            params["maintenance_exempt_paths"],
-        )
-        for key, content in (
-            ("page", page),
-            ("http", snippets["http.conf"].encode()),
-            ("server", snippets["server.conf"].encode()),
-        ):
-            files.append(managed(paths[key], functools.partial(root_file, content)))
+        more, paths, required = plan_maintenance(params, nginx)
+        files += more
+    if params["websocket"]:
+        more, needed = plan_websocket(params, nginx)
+        files += more
+        required += needed
     if not files and not params["tls_report"]:
-        raise NginxError("Nothing to do: give dest with content, src or upstream, maintenance, or tls_report.")
+        raise NginxError(
+            "Nothing to do: give dest with content, src or upstream, maintenance, websocket or tls_report."
+        )
     if params["dest"] and not os.path.isdir(os.path.dirname(params["dest"])):
         raise NginxError(f"The directory of dest {params['dest']} does not exist.")
-    return files, paths
+    return files, paths, required
 
 
-def check_included(dump: str, nginx: Nginx, paths: dict[str, str]) -> None:
-    for key, context in (("http", "http"), ("server", "server")):
-        path = nginx.to_nginx(paths[key])
+def check_included(dump: str, nginx: Nginx, required: list[Required]) -> None:
+    for need in required:
+        path = nginx.to_nginx(need.path)
         if not included(dump, path):
+            stem = os.path.splitext(os.path.basename(path))[0]
             raise NginxError(
-                f"nginx's configuration does not include the maintenance {context} snippet {path}: add "
-                f"`include {path};` to the {context} block{'s' if context == 'server' else ''} (a glob such as "
-                f"`include {os.path.dirname(path)}/{key}*.conf;` also works before the file exists)."
+                f"nginx's configuration does not include the {need.feature} {need.block} snippet {path}: add "
+                f"`include {path};` to the {need.block} block where it applies (a glob such as "
+                f"`include {os.path.dirname(path)}/{stem}*.conf;` also works before the file exists)."
             )
 
 
@@ -479,7 +536,7 @@ def diffs(files: list[Managed]) -> list[dict[str, str]]:
     ]
 
 
-def validate(nginx: Nginx, to_test: dict[str, bytes], paths: dict[str, str], result: dict[str, t.Any]) -> str:
+def validate(nginx: Nginx, to_test: dict[str, bytes], required: list[Required], result: dict[str, t.Any]) -> str:
     """nginx -T of the configuration with the candidates in place (result gets validated and the test output);
     with maintenance, the snippets must be read. Returns nginx's dump of the configuration."""
     ok, output, dump = validate_candidates(nginx, to_test)
@@ -488,8 +545,8 @@ def validate(nginx: Nginx, to_test: dict[str, bytes], paths: dict[str, str], res
         reason = next(iter(emerg_lines(output)), output.splitlines()[-1] if output else "no output")
         names = ", ".join(sorted(to_test)) or "configuration"
         raise NginxError(f"nginx -t rejected the new {names}, left as it was: {reason}", **result)
-    if paths:
-        check_included(dump, nginx, paths)
+    if required:
+        check_included(dump, nginx, required)
     return dump
 
 
@@ -506,13 +563,13 @@ def report_certificates(module: t.Any, nginx: Nginx, dump: str) -> list[dict[str
 def run_module(module: t.Any) -> dict[str, t.Any]:
     params = module.params
     nginx = Nginx(module, params)
-    files, paths = plan_files(module, nginx)
+    files, paths, required = plan_files(module, nginx)
     result: dict[str, t.Any] = {"dest": params["dest"], "validated": False, "applied": False}
     if module._diff:
         result["diff"] = diffs(files)
     to_test = {f.path: f.want.content for f in files if f.content_changed}
-    if to_test or paths or params["tls_report"]:
-        dump = validate(nginx, to_test, paths, result)
+    if to_test or required or params["tls_report"]:
+        dump = validate(nginx, to_test, required, result)
         if params["tls_report"]:
             result["certificates"] = report_certificates(module, nginx, dump)
     state = maintenance_state(params["maintenance"])

@@ -274,3 +274,32 @@ def test_tls_report_lists_the_served_certificate_with_its_expiry(lab2: lab.Host)
     near = run_module(MODULE, {**report, "tls_critical_days": 400}, hosts="lab2").result("lab2")
     assert near["certificates"][0]["severity"] == "critical"
     assert any("TLS certificate /etc/nginx/stackops/tls/lab.crt is critical: " in w for w in near["warnings"])
+
+
+def upgrade(url: str) -> int:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=5)
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+               "Sec-WebSocket-Version": "13"}  # fmt: skip
+    try:
+        conn.request("GET", parts.path, headers=headers)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_websocket_snippets_make_the_upgrade_pass_through(lab2: lab.Host) -> None:
+    folder = lab2.dir / "nginx" / "websocket"
+    url = f"http://{lab2.addr}/ws-managed/"
+    try:
+        assert upgrade(url) == 426, "without the snippets nginx drops the Upgrade header"
+        ws = {**args(lab2, ""), "websocket": True, "websocket_read_timeout": 600}
+        del ws["content"], ws["dest"]
+        runs = assert_module_four_step(MODULE, ws, hosts="lab2")
+        assert runs[1].result("lab2")["applied"] is True
+        assert "proxy_read_timeout 600s;" in (folder / "location.conf").read_text()
+        assert upgrade(url) == 101
+    finally:
+        if folder.exists():
+            shutil.rmtree(folder)
+            lab.compose(lab2, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
