@@ -242,6 +242,11 @@ validation_output:
   description: What C(nginx -t) printed for the candidate.
   returned: when the candidate was tested
   type: str
+maintenance_switched_at:
+  description: When the flag file appeared or went (seconds since the epoch), from the moment nginx answers the
+    new way; for audit logs and the switch benchmark.
+  returned: when maintenance was switched
+  type: float
 certificates:
   description: With O(tls_report), each certificate file with C(subject), C(issuer), C(not_after), C(days_left) and
     C(severity) (V(ok), V(warning), V(critical)), or C(error) when it cannot be read.
@@ -262,6 +267,7 @@ import grp
 import os
 import pwd
 import tempfile
+import time
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
@@ -601,6 +607,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
         result["applied"] = True
     if flag_flips:
         flip(paths["flag"], state == "on")
+        result["maintenance_switched_at"] = time.time()
     return result
 
 
