@@ -77,7 +77,7 @@ def main() -> None:
     site = HOST.dir / "nginx" / "conf.d" / "app.conf"
     original = site.read_text()
     stop, seen = threading.Event(), []
-    threads = [threading.Thread(target=client, args=(stop, seen), daemon=True) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(stop, seen), daemon=True) for _client in range(CLIENTS)]
     begin = time.monotonic()
     for thread in threads:
         thread.start()
