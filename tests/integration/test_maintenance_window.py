@@ -1,0 +1,143 @@
+"""The maintenance_window playbook on lab2: the site answers 503 during the window and is served after it; a
+failing step leaves maintenance when the stack is healthy; an unhealthy stack stays in maintenance."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+
+import lab
+from harness.labctl import lab_up
+from harness.playbook import run_playbook
+
+PLAYBOOK = "stackops.runbooks.maintenance_window"
+
+
+def status_from_outside(host: lab.Host) -> tuple[int, str | None]:
+    """The site as a visitor sees it: from an address that is not let through."""
+    conn = http.client.HTTPConnection(host.addr, 80, timeout=5, source_address=("127.0.2.9", 0))
+    try:
+        conn.request("GET", "/api/customers/1")
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def webhook(host: lab.Host) -> Iterator[tuple[str, list[dict]]]:
+    """A webhook on the controller that records each announcement, and from "started" to the end what a visitor
+    sees every 50 ms (the window was announced before the maintenance page went up, as the runbooks do it)."""
+    events: list[dict] = []
+    done = threading.Event()
+
+    def watch(seen: list) -> None:
+        while not done.wait(0.05) and len(seen) < 2000:
+            try:
+                seen.append(status_from_outside(host))
+            except OSError as exc:
+                seen.append((0, type(exc).__name__))
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if event["event"] == "started":
+                event["visitors_saw"] = []
+                threading.Thread(target=watch, args=(event["visitors_saw"],), daemon=True).start()
+            else:
+                done.set()
+            events.append(event)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", events
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def window(url: str, **extra: object) -> dict:
+    return {"maintenance_window_webhook": url, "maintenance_window_reason": "test window", **extra}
+
+
+def test_a_window_serves_503_during_the_work_and_the_site_after(hosts: dict) -> None:
+    lab2 = hosts["lab2"]
+    app_before = lab.compose(lab2, "ps", "-q", "app").stdout.strip()
+    with webhook(lab2) as (url, events):
+        run = run_playbook(
+            PLAYBOOK,
+            limit="lab2",
+            extravars=window(
+                url,
+                # The app is stopped for the work; nginx keeps answering with the page (a step such as
+                # recover_service would restart nginx after the app, as its dependant, and refuse connections).
+                maintenance_window_stop_services=["app"],
+            ),
+        )
+    run.assert_ok()
+    assert [(e["event"], e["host"], e["reason"]) for e in events] == [
+        ("started", "lab2", "test window"),
+        ("finished", "lab2", "test window"),
+    ]
+    seen = events[0]["visitors_saw"]
+    assert (503, "900") in seen, "no maintenance page during the window"
+    assert set(seen) <= {(200, None), (503, "900")}, set(seen)
+    # Served until the page went up, then only the page, then served again once maintenance was off.
+    runs = [status for status, _group in itertools.groupby(seen)]
+    assert runs in ([(503, "900"), (200, None)], [(200, None), (503, "900"), (200, None)]), runs
+    assert status_from_outside(lab2) == (200, None)
+    assert lab.compose(lab2, "ps", "-q", "app").stdout.strip() == app_before  # stopped and started, not recreated
+    assert run.artifacts["maintenance_window"]["lab2"] == {"state": "served", "result": "ok", "reason": "test window"}
+
+
+def test_a_failing_step_leaves_maintenance_when_the_stack_is_healthy(hosts: dict) -> None:
+    lab2 = hosts["lab2"]
+    with webhook(lab2) as (url, events):
+        run = run_playbook(
+            PLAYBOOK,
+            limit="lab2",
+            extravars=window(
+                url,
+                maintenance_window_steps=[{"role": "stackops.runbooks.recover_service"}],
+                # An emergency mode without its confirmation: the step refuses, for real.
+                recover_service_mode="full_restart",
+            ),
+        )
+    assert run.failed_hosts() == {"lab2"}
+    message = run.result("lab2", "Fail with the state the site was left in")["msg"]
+    assert message.startswith("Maintenance window on lab2 failed at ")
+    assert message.endswith("The stack is ok, so the site is serving again.")
+    assert [e["event"] for e in events] == ["started", "failed"]
+    assert status_from_outside(lab2) == (200, None)
+    record = run.artifacts["maintenance_window"]["lab2"]
+    assert record["state"] == "served" and record["result"] == "failed"
+
+
+def test_an_unhealthy_stack_stays_in_maintenance_and_says_why(hosts: dict) -> None:
+    lab2 = hosts["lab2"]
+    lab.compose(lab2, "stop", "redis")
+    try:
+        with webhook(lab2) as (url, events):
+            run = run_playbook(PLAYBOOK, limit="lab2", extravars=window(url))
+        assert run.failed_hosts() == {"lab2"}
+        message = run.result("lab2", "Fail with the state the site was left in")["msg"]
+        assert "so the site stays in maintenance" in message and "stackops-lab2-redis-1 is exited" in message
+        assert status_from_outside(lab2) == (503, "900")
+        assert (lab2.dir / "nginx" / "maintenance" / "on").exists()
+        assert [e["event"] for e in events] == ["started", "failed"]
+        assert run.artifacts["maintenance_window"]["lab2"]["state"] == "maintenance"
+    finally:
+        lab_up()
+    assert status_from_outside(lab2) == (200, None)
