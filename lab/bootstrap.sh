@@ -8,6 +8,7 @@ COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
 PACKAGES=(docker.io containerd runc openssh-server openssh-client postgresql-client redis-tools
           debootstrap python3-psycopg2 python3-redis curl ca-certificates hyperfine time shellcheck
           openssl prometheus  # TLS certificates for nginx; a real Prometheus for the targets-up check
+          nginx-light  # nginx on the host, for nginx_config's host mode (never started as a service)
           docker-compose)  # Compose v1 1.29 (bookworm): only to prove the modules refuse it
 
 say() { printf 'lab: %s\n' "$*"; }
@@ -23,6 +24,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed: the Debian package mirror must be reachable."
+  # Packages must not start services (nginx would try to bind *:80 beside the lab's nginx).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed; run it by hand to see why."
 fi
