@@ -38,6 +38,15 @@ def under(path: str, root: str) -> str | None:
     return os.path.relpath(path, root) if path.startswith(root.rstrip("/") + "/") else None
 
 
+def translate(path: str, prefixes: list[tuple[str, str]]) -> str | None:
+    """path with its longest matching prefix (first of each pair) swapped for the second; None when none match."""
+    for old, new in sorted(prefixes, key=lambda pair: -len(pair[0])):
+        rel = under(path, old)
+        if rel is not None:
+            return os.path.normpath(os.path.join(new, rel))
+    return None
+
+
 def child_pids(parent: int) -> set[int]:
     """The pids whose parent is `parent`, read from /proc (nginx's workers are the master's children)."""
     found = set()
@@ -112,24 +121,22 @@ class Nginx:
     # --- paths ------------------------------------------------------------------------------------------
 
     def to_nginx(self, host_path: str) -> str:
-        for source, target in sorted(self.mounts, key=lambda m: -len(m[0])):
-            rel = under(host_path, source)
-            if rel is not None:
-                return os.path.normpath(os.path.join(target, rel))
-        raise NginxError(
-            f"{host_path} is not inside a bind mount of service {self.service}, so nginx cannot see it; "
-            "point dest at a file in a mounted directory."
-        )
+        found = translate(host_path, self.mounts)
+        if found is None:
+            raise NginxError(
+                f"{host_path} is not inside a bind mount of service {self.service}, so nginx cannot see it; "
+                "point dest at a file in a mounted directory."
+            )
+        return found
 
     def to_host(self, nginx_path: str) -> str:
-        for source, target in sorted(self.mounts, key=lambda m: -len(m[1])):
-            rel = under(nginx_path, target)
-            if rel is not None:
-                return os.path.normpath(os.path.join(source, rel))
-        raise NginxError(
-            f"nginx's {nginx_path} is not in a bind mount of service {self.service}: its configuration cannot be "
-            "managed from the host. Mount the configuration directory."
-        )
+        found = translate(nginx_path, [(target, source) for source, target in self.mounts])
+        if found is None:
+            raise NginxError(
+                f"nginx's {nginx_path} is not in a bind mount of service {self.service}: its configuration cannot "
+                "be managed from the host. Mount the configuration directory."
+            )
+        return found
 
     # --- running ----------------------------------------------------------------------------------------
 
