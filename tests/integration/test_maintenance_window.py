@@ -141,3 +141,17 @@ def test_an_unhealthy_stack_stays_in_maintenance_and_says_why(hosts: dict) -> No
     finally:
         lab_up()
     assert status_from_outside(lab2) == (200, None)
+
+
+def test_enter_and_exit_run_alone_for_awx_workflows(hosts: dict) -> None:
+    lab2 = hosts["lab2"]
+    try:
+        entered = run_playbook(PLAYBOOK, limit="lab2", tags="enter")
+        entered.assert_ok()
+        assert status_from_outside(lab2) == (503, "900")
+        left = run_playbook(PLAYBOOK, limit="lab2", tags="exit")
+        left.assert_ok()
+        assert status_from_outside(lab2) == (200, None)
+        assert left.artifacts["maintenance_window"]["lab2"]["state"] == "served"
+    finally:
+        lab_up()
