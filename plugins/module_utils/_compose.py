@@ -426,9 +426,9 @@ class ComposeProject:
             found = parse_ps(out)
         except ValueError as exc:
             raise ComposeError(f"Could not read `docker compose ps --format json` output: {exc}: {out[:300]}") from exc
-        return self.with_start_times(found)
+        return self.with_inspected(found)
 
-    def with_start_times(self, containers: list[Container]) -> list[Container]:
+    def with_inspected(self, containers: list[Container]) -> list[Container]:
         """The containers with their start times and restart counts, which `ps` does not show."""
         if not containers:
             return containers

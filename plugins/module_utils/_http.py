@@ -330,10 +330,13 @@ def http_argument_spec() -> dict[str, t.Any]:
     }
 
 
-def read_health(params: dict[str, t.Any], th: dict[str, float]) -> tuple[dict[str, t.Any], list[Finding]]:
-    """Every endpoint asked at once and judged; bad input raises before anything is asked."""
+def read_health(
+    params: dict[str, t.Any], th: dict[str, float], endpoints: list[Endpoint] | None = None
+) -> tuple[dict[str, t.Any], list[Finding]]:
+    """Every endpoint asked at once and judged; bad input raises before anything is asked. A caller that planned
+    the endpoints already (to refuse bad ones early) passes them."""
     sections = params["checks"] or SECTIONS
-    endpoints = plan(params)
+    endpoints = plan(params) if endpoints is None else endpoints
     with ThreadPoolExecutor(max_workers=min(8, len(endpoints)) or 1) as pool:
         answers = list(
             pool.map(lambda e: ask(e, params["timeout"], params["validate_certs"], params["ca_path"]), endpoints)

@@ -19,7 +19,8 @@ import time
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
-from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject, Container
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import rate, verdict
 from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_pem
 
 SHADOW_PREFIX = ".stackops-validate-"
@@ -117,6 +118,7 @@ class Nginx:
                 config = command[command.index("-c") + 1]
         self.config: str = config or "/etc/nginx/nginx.conf"
         self.pid_file: str | None = params.get("pid_file")
+        self._container: Container | None = None
 
     # --- paths ------------------------------------------------------------------------------------------
 
@@ -149,20 +151,25 @@ class Nginx:
         rc, out, err = self.module.run_command([binary, *args])
         return rc, out, err
 
-    def test(self, config: str | None = None) -> tuple[bool, str]:
-        rc, out, err = self.run("-t", "-c", config or self.config)
-        return rc == 0, (err + out).strip()
-
-    def master_pid(self) -> int:
-        if self.project is not None:
+    def container(self) -> Container:
+        """nginx's running container, looked up once: the reload loop asks for it every half second."""
+        if self._container is None:
+            if self.project is None:
+                raise NginxError("nginx runs on the host here; it has no container.")
             running = [c for c in self.project.containers() if c.service == self.service and c.running]
             if not running:
                 raise NginxError(f"Service {self.service} has no running container; start nginx first.")
+            self._container = running[0]
+        return self._container
+
+    def master_pid(self) -> int:
+        if self.project is not None:
+            container = self.container()
             rc, out, err = self.module.run_command(
-                [*self.project.docker(), "inspect", "--format", "{{.State.Pid}}", running[0].id]
+                [*self.project.docker(), "inspect", "--format", "{{.State.Pid}}", container.id]
             )
             if rc != 0 or not out.strip().isdigit():
-                raise NginxError(f"Could not read the pid of {running[0].name}: {err.strip()}")
+                raise NginxError(f"Could not read the pid of {container.name}: {err.strip()}")
             pid = int(out.strip())
             # nginx may run under a wrapper: the master is the process whose title says so.
             candidates = [pid, *sorted(child_pids(pid))]
@@ -190,11 +197,8 @@ class Nginx:
         line's own timestamp is compared: `docker logs --since` counts whole seconds."""
         if self.project is None:
             return []
-        running = [c for c in self.project.containers() if c.service == self.service]
-        if not running:
-            return []
         _rc, out, err = self.module.run_command(
-            [*self.project.docker(), "logs", "--timestamps", "--since", str(int(since)), running[0].id]
+            [*self.project.docker(), "logs", "--timestamps", "--since", str(int(since)), self.container().id]
         )
         fresh = [line.split(" ", 1)[1] for line in (err + out).splitlines() if " " in line and stamp(line) >= since]
         return emerg_lines("\n".join(fresh))
@@ -372,9 +376,8 @@ def tls_report(nginx: Nginx, dump: str, warning_days: float, critical_days: floa
             report.append({**entry, "severity": "critical", "error": str(exc)})
             continue
         leaf = chain[0].as_dict()
-        days = leaf["days_left"]
-        severity = "critical" if days <= critical_days else "warning" if days <= warning_days else "ok"
-        report.append({**entry, **leaf, "severity": severity})
+        found = rate("tls", path, leaf["days_left"], warning_days, critical_days, higher_is_worse=False)
+        report.append({**entry, **leaf, "severity": verdict(found)})
     return report
 
 

@@ -606,25 +606,17 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
             )
         result["applied"] = True
     if flag_flips:
-        flip(paths["flag"], state == "on")
+        flip(module, paths["flag"], state == "on")
         result["maintenance_switched_at"] = time.time()
     return result
 
 
-def flip(flag: str, on: bool) -> None:
+def flip(module: t.Any, flag: str, on: bool) -> None:
     """Maintenance on: the flag file appears at once (a rename); off: it goes. nginx tests it on every request."""
     if on:
-        write_bytes_atomic(flag, b"maintenance on\n")
+        write_atomic(module, flag, Wanted(b"maintenance on\n", 0o644, 0, 0))
     else:
         os.unlink(flag)
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    fd, staged = tempfile.mkstemp(prefix=".flag.", dir=os.path.dirname(path))
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        os.fchmod(handle.fileno(), 0o644)
-    os.rename(staged, path)
 
 
 def rollback(module: t.Any, nginx: Nginx, files: list[Managed], timeout: int) -> None:

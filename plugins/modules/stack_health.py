@@ -256,8 +256,10 @@ def parts(module: t.Any) -> dict[str, Part]:
             raise StackopsError(f"redis.big_keys_sample must be at least 1, not {params['redis']['big_keys_sample']}.")
         found["redis"] = health_part("redis", params["redis"], _redis_checks.DEFAULTS, _redis_checks.read_health)
     if params["http"] is not None:
-        _http.plan(params["http"])  # bad endpoints are refused before anything is read
-        found["http"] = health_part("http", params["http"], _http.DEFAULTS, _http.read_health)
+        endpoints = _http.plan(params["http"])  # bad endpoints are refused before anything is read
+        found["http"] = health_part(
+            "http", params["http"], _http.DEFAULTS, lambda o, th: _http.read_health(o, th, endpoints)
+        )
     return found
 
 
