@@ -155,3 +155,20 @@ def test_enter_and_exit_run_alone_for_awx_workflows(hosts: dict) -> None:
         assert left.artifacts["maintenance_window"]["lab2"]["state"] == "served"
     finally:
         lab_up()
+
+
+def test_check_mode_predicts_the_window_and_changes_nothing(hosts: dict) -> None:
+    lab2 = hosts["lab2"]
+    app_before = lab.compose(lab2, "ps", "-q", "app").stdout.strip()
+    nginx_dir = lab2.dir / "nginx"
+    files_before = {p: p.read_bytes() for p in nginx_dir.rglob("*") if p.is_file()}
+    run = run_playbook(PLAYBOOK, limit="lab2", check=True, extravars={"maintenance_window_stop_services": ["app"]})
+    run.assert_ok()
+    # Maintenance on and the app stopped: predicted, none of it done. (Maintenance off also predicts a change
+    # when the snippets are not in place yet, so the total is not fixed.)
+    for task in ("Turn nginx's maintenance mode on", "Stop the services the work needs stopped"):
+        assert run.result("lab2", task)["changed"] is True, task
+    assert {p: p.read_bytes() for p in nginx_dir.rglob("*") if p.is_file()} == files_before
+    assert not (nginx_dir / "maintenance" / "on").exists()
+    assert lab.compose(lab2, "ps", "-q", "app").stdout.strip() == app_before
+    assert status_from_outside(lab2) == (200, None)
