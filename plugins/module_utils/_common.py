@@ -20,11 +20,19 @@ class StackopsError(Exception):
         self.details = details
 
 
+class StackopsModule(AnsibleModule):
+    """A module whose result is exactly what its RETURN documents. AnsibleModule adds the stat of any `path` or
+    `dest` in a result (owner, mode, size...), which would overwrite a backup's `size` with a directory's."""
+
+    def add_path_info(self, kwargs: dict[str, t.Any]) -> dict[str, t.Any]:
+        return kwargs
+
+
 def execute(argument_spec: dict[str, t.Any], body: t.Callable[[AnsibleModule], dict[str, t.Any]]) -> None:
     """A module's main(): build it (every module supports check mode), run its body, exit with the result or fail
     with the message. fail_json is called outside the except block on purpose: an expected failure carries no
     traceback, only the message and details."""
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = StackopsModule(argument_spec=argument_spec, supports_check_mode=True)
     error: StackopsError | None
     try:
         result = body(module)

@@ -1,0 +1,510 @@
+#!/usr/bin/python
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup
+short_description: A PostgreSQL backup that counts only once it is written, synced, read back and checksummed
+version_added: 0.1.0
+description:
+  - Takes a logical backup of one database with C(pg_dump) (custom or directory format) and, with O(globals), the
+    roles with C(pg_dumpall --globals-only). The programs run on the managed host, or inside the compose
+    postgres service (O(compose_project_src)), which always has the server's own version.
+  - A backup is a directory C(<db>-<UTC time>) in O(dest) holding the dump, C(globals.sql) and C(manifest.json).
+    It is built as C(<name>.partial); each file is synced, the dump is read back in full (C(pg_restore -f
+    /dev/null), which catches a truncated dump where C(pg_restore --list) does not), every file gets a sha256,
+    and the manifest is written last. Only then is the directory renamed to its final name. A run that fails or
+    is killed leaves no directory that looks complete; the next run removes its C(.partial) remains.
+  - The manifest records the database, its owner, encoding and locale, server and C(pg_dump) versions, format,
+    files with size and sha256, start and end times, the host, and what a restore must reproduce. Row counts are
+    exact, counted in the very snapshot C(pg_dump) exports, so they match the dump even while the application
+    writes. The counts of tables, indexes, sequences and views, and each sequence's value, are recorded too.
+  - One run at a time per database and O(dest) (a lock file, C(.<db>.lock)). A second run waits O(lock_timeout)
+    seconds, then fails naming the holder. A lock left by a killed run is taken over and reported in
+    RV(stale_lock).
+  - Retention (O(retention_count), O(retention_days)) runs after a successful backup. It counts and removes only
+    verified backups of this database, never the newest one; a backup whose manifest does not check out is
+    reported in RV(failed), never removed.
+  - O(operation=check) takes no backup. It lists the backups in O(dest), re-verifies every file of the newest
+    against its manifest (a failure fails the task), and warns when it is older than O(max_age_hours).
+  - Files are C(0600), directories C(0700). The password reaches the programs through the environment (PGPASSWORD)
+    only; a pgpass file (C(PGPASSFILE)) works when O(login_password) is not set.
+author: stackops developers (@stackops)
+extends_documentation_fragment:
+  - stackops.runbooks.postgres
+  - stackops.runbooks.postgres.tools
+  - stackops.runbooks.attributes
+options:
+  db:
+    description: The database to back up.
+    type: str
+    required: true
+  dest:
+    description:
+      - The backup directory on the managed host, created C(0700) when missing. Keep one O(dest) per database
+        server; the backups of several databases may share it.
+    type: path
+    required: true
+  operation:
+    description:
+      - V(backup) takes a new backup, then applies retention.
+      - V(check) takes none. It reports the backups, verifies the newest, and judges its age.
+    type: str
+    choices: [backup, check]
+    default: backup
+  format:
+    description:
+      - V(custom) is one compressed file (C(pg_dump -Fc)). V(directory) is a directory of files, the only format
+        C(pg_dump) can write with several O(jobs).
+    type: str
+    choices: [custom, directory]
+    default: custom
+  globals:
+    description:
+      - Also save the roles and tablespaces (C(pg_dumpall --globals-only)) as C(globals.sql), which a restore on
+        another server needs for the owners. It needs a superuser.
+    type: bool
+    default: true
+  retention_count:
+    description:
+      - Keep at least this many of the newest verified backups of O(db). When O(retention_days) is set too, a
+        backup is kept while either rule keeps it. Without either, nothing is removed.
+    type: int
+  retention_days:
+    description: Keep the verified backups of O(db) younger than this many days.
+    type: float
+  max_age_hours:
+    description:
+      - With O(operation=check), warn (and set RV(stale)) when the newest verified backup of O(db) is older than
+        this, or when there is none.
+    type: float
+  lock_timeout:
+    description: Seconds to wait for another run on the same database and O(dest) to finish.
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: full
+    details: Reports the backup it would take (RV(path)) and what retention would remove; writes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Each run with O(operation=backup) takes a new backup and reports a change. O(operation=check) never does.
+  platform:
+    platforms: posix
+notes:
+  - Container mode runs C(docker compose exec -T) in the service; the module's own connection (for the snapshot
+    and the counts) goes from the managed host to O(login_host), so the server must be reachable at the same
+    address from both. O(ca_cert) applies to host mode only.
+  - C(pg_dump) does not save database-level settings (C(ALTER DATABASE ... SET)); keep them in configuration
+    management.
+seealso:
+  - module: stackops.runbooks.pg_restore
+  - name: pg_dump
+    description: The program that writes the dump, and its formats.
+    link: https://www.postgresql.org/docs/current/app-pgdump.html
+"""
+
+EXAMPLES = r"""
+- name: Nightly backup from inside the compose postgres service, keeping a week
+  stackops.runbooks.pg_backup:
+    db: app
+    dest: /var/backups/postgres
+    login_host: 127.0.0.1
+    login_password: "{{ pg_password }}"
+    compose_project_src: /srv/app
+    retention_count: 7
+  register: backup
+
+- name: Parallel dump in directory format with the host's pg_dump
+  stackops.runbooks.pg_backup:
+    db: app
+    dest: /var/backups/postgres
+    login_host: db.internal
+    login_password: "{{ pg_password }}"
+    format: directory
+    jobs: 4
+
+- name: Warn when the newest backup is more than 26 hours old
+  stackops.runbooks.pg_backup:
+    db: app
+    dest: /var/backups/postgres
+    operation: check
+    max_age_hours: 26
+  register: backups
+"""
+
+RETURN = r"""
+path:
+  description: The backup's directory (the one it would have, in check mode).
+  returned: with O(operation=backup)
+  type: str
+  sample: /var/backups/postgres/app-20261123T020000Z
+sha256:
+  description:
+    - The dump's sha256. For V(directory) format, the sha256 of the C(sha256sum)-style list of its files.
+  returned: with O(operation=backup), not in check mode
+  type: str
+size:
+  description: Bytes of all the backup's files.
+  returned: with O(operation=backup), not in check mode
+  type: int
+manifest:
+  description: The backup's manifest, as written to C(manifest.json).
+  returned: with O(operation=backup), not in check mode
+  type: dict
+  sample:
+    database: app
+    format: custom
+    server_version: "15.18"
+    tables: {public.customers: 20000}
+    duration_s: 1.4
+removed:
+  description: Backups retention removed (would remove, in check mode).
+  returned: with O(operation=backup)
+  type: list
+  elements: str
+removed_partial:
+  description: Unfinished C(.partial) directories of earlier failed or killed runs that were removed.
+  returned: with O(operation=backup)
+  type: list
+  elements: str
+stale_lock:
+  description: The record of a killed run whose lock this run took over.
+  returned: when there was one
+  type: dict
+  sample: {pid: 4242, host: db1, started_at: "2026-11-23T02:00:01Z"}
+backups:
+  description: The backups of O(db) in O(dest), newest first, each with its age and whether its manifest checks out.
+  returned: always
+  type: list
+  elements: dict
+failed:
+  description: Backup directories whose manifest is missing or does not check out. They are never removed.
+  returned: always
+  type: list
+  elements: str
+newest:
+  description: The newest verified backup of O(db).
+  returned: with O(operation=check), when there is one
+  type: dict
+age_hours:
+  description: Hours since the newest verified backup of O(db) finished.
+  returned: with O(operation=check), when there is one
+  type: float
+stale:
+  description: Whether the newest verified backup is older than O(max_age_hours) (or missing).
+  returned: with O(operation=check) and O(max_age_hours)
+  type: bool
+"""
+
+import os
+import socket
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
+    PARTIAL,
+    BackupError,
+    BackupSet,
+    TargetLock,
+    combined_sha256,
+    expired,
+    file_entries,
+    files_under,
+    fsync_path,
+    fsync_tree,
+    iso,
+    label,
+    new_set_name,
+    newest,
+    no_space_hint,
+    partials_of,
+    read_manifest,
+    remove_tree,
+    scan,
+    seal,
+    secure_tree,
+    sha256_file,
+    verify_files,
+    write_manifest,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import Tools, catalog, tools_argument_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
+    DatabaseError,
+    connect_params,
+    connection_argument_spec,
+    ensure_libs,
+    psycopg2,
+)
+
+APPLICATION = "stackops-pg_backup"
+DATABASE_INFO = """
+SELECT pg_catalog.pg_export_snapshot(), current_setting('server_version'), current_setting('server_version_num'),
+       pg_catalog.pg_get_userbyid(datdba), pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype
+FROM pg_catalog.pg_database WHERE datname = current_database()
+"""
+
+
+def argument_spec() -> dict[str, t.Any]:
+    spec = connection_argument_spec()
+    spec.update(tools_argument_spec())
+    spec.update(
+        db={"type": "str", "required": True},
+        dest={"type": "path", "required": True},
+        operation={"type": "str", "choices": ["backup", "check"], "default": "backup"},
+        format={"type": "str", "choices": ["custom", "directory"], "default": "custom"},
+        globals={"type": "bool", "default": True},
+        retention_count={"type": "int"},
+        retention_days={"type": "float"},
+        max_age_hours={"type": "float"},
+        lock_timeout={"type": "int", "default": 0},
+    )
+    return spec
+
+
+def check_inputs(p: dict[str, t.Any]) -> None:
+    if not os.path.isabs(p["dest"]):
+        raise BackupError(f"dest {p['dest']} is not an absolute path; give the backup directory's full path.")
+    if p["jobs"] < 1:
+        raise BackupError(f"jobs must be 1 or more, not {p['jobs']}.")
+    if p["jobs"] > 1 and p["format"] != "directory":
+        raise BackupError(f"jobs={p['jobs']} needs format=directory: pg_dump writes in parallel only into a directory.")
+    for name in ("retention_count", "retention_days", "max_age_hours"):
+        if p[name] is not None and p[name] <= 0:
+            raise BackupError(f"{name} must be more than 0, not {p[name]}; leave it out to keep every backup.")
+    if p["lock_timeout"] < 0:
+        raise BackupError(f"lock_timeout must be 0 or more seconds, not {p['lock_timeout']}.")
+
+
+def summary(sets: list[BackupSet], db: str, now: float) -> tuple[list[dict[str, t.Any]], list[str]]:
+    mine = [s.as_dict(now) for s in sets if s.database == db]
+    return mine, [s.path for s in sets if not s.verified]
+
+
+def check(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
+    now = time.time()
+    sets, _partials = scan(p["dest"])
+    backups, failed = summary(sets, p["db"], now)
+    result: dict[str, t.Any] = {"changed": False, "backups": backups, "failed": failed}
+    best = newest(sets, p["db"])
+    if best is not None:
+        problems = verify_files(best.path, read_manifest(best.path))
+        if problems:
+            raise BackupError(f"The newest backup {best.path} is damaged: {'; '.join(problems)}.", **result)
+        result.update(newest=best.as_dict(now), age_hours=round((now - (best.finished or now)) / 3600, 2))
+    if p["max_age_hours"] is not None:
+        result["stale"] = best is None or result["age_hours"] > p["max_age_hours"]
+        if best is None:
+            module.warn(f"There is no verified backup of {p['db']} in {p['dest']}.")
+        elif result["stale"]:
+            module.warn(
+                f"The newest backup of {p['db']} ({best.name}) is {result['age_hours']} hours old, "
+                f"over max_age_hours {p['max_age_hours']}."
+            )
+    return result
+
+
+def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> str:
+    """Writes the dump into work and reads it back in full; returns its path relative to work."""
+    base = ["--snapshot", snapshot, *tools.conn_args, "-d", p["db"]]
+    name = label(p["db"])
+    if p["format"] == "custom":
+        rel = f"{name}.dump"
+        tools.must("pg_dump", "-Fc", *base, what="The dump", stdout_path=os.path.join(work, rel))
+        if tools.project is None:
+            tools.must("pg_restore", "-f", "/dev/null", os.path.join(work, rel), what="Reading the dump back")
+        else:
+            path = os.path.join(work, rel)
+            tools.must("pg_restore", "-f", "/dev/null", what="Reading the dump back", stdin_path=path)
+        return rel
+    rel = f"{name}.dir"
+    if tools.project is None:
+        tools.must("pg_dump", "-Fd", "-j", str(p["jobs"]), *base, "-f", os.path.join(work, rel), what="The dump")
+        tools.must("pg_restore", "-f", "/dev/null", os.path.join(work, rel), what="Reading the dump back")
+        return rel
+    # pg_dump in the container writes its directory there; it is read back there, copied out, and the copy must
+    # have the checksums the container computed.
+    with tools.container_dir() as scratch:
+        inside = f"{scratch}/{rel}"
+        tools.must("pg_dump", "-Fd", "-j", str(p["jobs"]), *base, "-f", inside, what="The dump")
+        tools.must("pg_restore", "-f", "/dev/null", inside, what="Reading the dump back")
+        sums = tools.output("sh", "-c", 'cd "$1" && find . -type f -exec sha256sum {} +', "sh", inside)
+        tools.copy(f"{tools.service}:{inside}", os.path.join(work, rel))
+    expected = {line.split(None, 1)[1].strip()[2:]: line.split(None, 1)[0] for line in sums.splitlines() if line}
+    copied = {path: sha256_file(os.path.join(work, rel, path)) for path in files_under(os.path.join(work, rel))}
+    if copied != expected:
+        raise BackupError(f"The dump copied out of {tools.where} does not match the checksums computed inside it.")
+    return rel
+
+
+def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> dict[str, t.Any]:
+    started = time.time()
+    tools = Tools(module, p, APPLICATION)
+    dump_major, dump_version = tools.version("pg_dump")
+    try:
+        conn = psycopg2.connect(**connect_params({**p, "login_db": p["db"]}, APPLICATION))
+    except DatabaseError as exc:
+        raise BackupError(
+            f"Cannot connect to database {p['db']} at {p['login_host']}:{p['login_port']} as {p['login_user']}: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from None
+    try:
+        if dump_major < conn.server_version // 10000:
+            raise BackupError(
+                f"pg_dump {dump_major} in {tools.where} cannot dump a PostgreSQL {conn.server_version // 10000} "
+                "server; install the matching client, or run it inside the compose service (compose_project_src)."
+            )
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with conn.cursor() as cur:
+            cur.execute(DATABASE_INFO)
+            snapshot, version, version_num, owner, encoding, collate, ctype = cur.fetchone()
+        # The counts come from the snapshot pg_dump dumps, read while it dumps.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            counting = pool.submit(catalog, conn)
+            rel = dump(tools, p, work, snapshot)
+            recorded = counting.result()
+    except DatabaseError as exc:
+        raise BackupError(f"Reading database {p['db']} failed: {str(exc).strip()}") from None
+    finally:
+        conn.close()
+    globals_rel = None
+    if p["globals"]:
+        globals_rel = "globals.sql"
+        try:
+            tools.must(
+                "pg_dumpall",
+                "--globals-only",
+                *tools.conn_args,
+                "-l",
+                p["login_db"],
+                what="Saving the roles (globals=true, which needs a superuser)",
+                stdout_path=os.path.join(work, globals_rel),
+            )
+        except BackupError as exc:
+            raise BackupError(f"{exc} Use a superuser, or set globals=false.") from None
+    secure_tree(work)
+    fsync_tree(work)
+    entries = file_entries(work)
+    dump_entries = [e for e in entries if e["path"] == rel or e["path"].startswith(f"{rel}/")]
+    finished = time.time()
+    return seal(
+        {
+            "manifest_version": 1,
+            "tool": "stackops.runbooks.pg_backup",
+            "name": name,
+            "database": p["db"],
+            "owner": owner,
+            "encoding": encoding,
+            "collate": collate,
+            "ctype": ctype,
+            "source": {
+                "host": socket.gethostname(),
+                "server": f"{p['login_unix_socket'] or p['login_host']}:{p['login_port']}",
+                "mode": "host" if tools.project is None else "container",
+                "service": tools.service if tools.project else None,
+            },
+            "server_version": version,
+            "server_version_num": int(version_num),
+            "dump_version": dump_version,
+            "format": p["format"],
+            "jobs": p["jobs"],
+            "dump": rel,
+            "globals": globals_rel,
+            "files": entries,
+            "size": sum(e["size"] for e in entries),
+            "sha256": dump_entries[0]["sha256"] if p["format"] == "custom" else combined_sha256(dump_entries),
+            "started_at": iso(started),
+            "finished_at": iso(finished),
+            "started_epoch": started,
+            "finished_epoch": finished,
+            "duration_s": round(finished - started, 3),
+            "verified": ["pg_restore -f /dev/null (full read)", "sha256 of every file"],
+            **recorded,
+        }
+    )
+
+
+def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
+    dest, db = p["dest"], p["db"]
+    now = time.time()
+    sets, _partials = scan(dest)
+    name = new_set_name(dest, db, now)
+    if module.check_mode:
+        planned = BackupSet(name, os.path.join(dest, name), db, now, 0, None)
+        backups, failed = summary(sets, db, now)
+        gone = expired([planned, *sets], db, p["retention_count"], p["retention_days"], now)
+        return {
+            "changed": True,
+            "path": planned.path,
+            "removed": [s.path for s in gone],
+            "removed_partial": [],
+            "backups": backups,
+            "failed": failed,
+        }
+    os.makedirs(dest, mode=0o700, exist_ok=True)
+    result: dict[str, t.Any] = {"changed": True}
+    with TargetLock(dest, db, p["lock_timeout"]) as lock:
+        if lock.stale:
+            result["stale_lock"] = lock.stale
+            module.warn(f"A killed backup run left its lock ({lock.stale}); this run took it over.")
+        _sets, partials = scan(dest)
+        mine = partials_of(partials, db)
+        for path in mine:
+            remove_tree(path)
+        result["removed_partial"] = mine
+        name = new_set_name(dest, db, time.time())
+        work = os.path.join(dest, name + PARTIAL)
+        final = os.path.join(dest, name)
+        os.mkdir(work, 0o700)
+        try:
+            manifest = take(module, p, work, name)
+            write_manifest(work, manifest)
+            os.rename(work, final)
+            fsync_path(dest)
+        except (BackupError, OSError) as exc:
+            remove_tree(work)
+            why = f"{exc}{no_space_hint(str(exc), dest)}"
+            raise BackupError(f"The backup of {db} failed and nothing was kept: {why}") from None
+        sets, _partials = scan(dest)
+        gone = expired(sets, db, p["retention_count"], p["retention_days"], time.time())
+        for item in gone:
+            remove_tree(item.path)
+        fsync_path(dest)
+    sets, _partials = scan(dest)
+    backups, failed = summary(sets, db, time.time())
+    result.update(
+        path=final,
+        sha256=manifest["sha256"],
+        size=manifest["size"],
+        manifest=manifest,
+        removed=[s.path for s in gone],
+        backups=backups,
+        failed=failed,
+    )
+    return result
+
+
+def run_module(module: AnsibleModule) -> dict[str, t.Any]:
+    ensure_libs(module)
+    p = module.params
+    check_inputs(p)
+    if p["operation"] == "check":
+        return check(module, p)
+    return backup(module, p)
+
+
+def main() -> None:
+    execute(argument_spec(), run_module)
+
+
+if __name__ == "__main__":
+    main()

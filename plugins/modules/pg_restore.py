@@ -1,0 +1,608 @@
+#!/usr/bin/python
+# Copyright (c) 2026 stackops developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_restore
+short_description: Restore a pg_backup backup beside the live database, prove it, then swap names
+version_added: 0.1.0
+description:
+  - Restores a backup taken by M(stackops.runbooks.pg_backup) so that a failure cannot harm the database in place.
+  - First the backup is proven. Its manifest must check out and every file must have the size and sha256 the
+    manifest records. An unfinished (C(.partial)), damaged or manifest-less backup is refused before the server is
+    touched.
+  - The roles the backup's C(globals.sql) has and the server lacks are created (O(restore_globals)); roles the
+    server has are left as they are.
+  - The dump is restored into a new database C(<db>_restore_<time>) with C(pg_restore --exit-on-error), so the
+    first SQL error fails the run. The new database is analysed, and its exact row count of every table, its
+    counts of tables, indexes, sequences and views, and its sequence values must equal the manifest's.
+  - Only then are the names swapped, in one transaction. The database that was O(db) becomes
+    C(<db>_pre_restore_<time>) and stays until a later run drops it (O(keep_previous)). On any failure before the
+    swap, the new database is dropped and O(db) is as it was.
+  - An O(db) that holds tables is replaced only with O(force=true), and one with connected sessions only with
+    O(terminate_connections=true); without them the run fails before it changes anything. One restore at a time
+    per O(db) (an advisory lock on the server); new databases left by a killed run are found by their comment
+    and dropped.
+  - O(operation=cleanup) restores nothing; it drops the C(<db>_pre_restore_*) databases beyond the newest
+    O(keep_previous).
+author: stackops developers (@stackops)
+extends_documentation_fragment:
+  - stackops.runbooks.postgres
+  - stackops.runbooks.postgres.tools
+  - stackops.runbooks.attributes
+options:
+  src:
+    description:
+      - The backup, on the managed host. A backup directory (the one with C(manifest.json)) or a file in it, or,
+        with O(pick=latest), the O(stackops.runbooks.pg_backup#module:dest) directory that holds backups.
+      - Required with O(operation=restore).
+    type: path
+  pick:
+    description:
+      - V(latest) restores the newest verified backup in O(src) (of O(source_db), when backups of several databases
+        share the directory).
+    type: str
+    choices: [latest]
+  source_db:
+    description: With O(pick), the database whose backups to pick from.
+    type: str
+  db:
+    description:
+      - The database the backup becomes. It may be another name than the backed-up one, and another server (a
+        restore drill). O(login_db) must be another database, since a session cannot rename the one it is in.
+    type: str
+    required: true
+  operation:
+    description:
+      - V(restore) restores O(src) as O(db).
+      - V(cleanup) drops the earlier copies C(<db>_pre_restore_<time>) beyond the newest O(keep_previous).
+    type: str
+    choices: [restore, cleanup]
+    default: restore
+  force:
+    description:
+      - Replace an O(db) that holds tables. It is not destroyed; it is kept as C(<db>_pre_restore_<time>).
+    type: bool
+    default: false
+  terminate_connections:
+    description:
+      - End the sessions connected to O(db) right before the swap (and refuse new ones meanwhile). Without it, a
+        connected O(db) fails the run before the restore starts; stop the application first.
+    type: bool
+    default: false
+  keep_previous:
+    description:
+      - After a successful restore (or with O(operation=cleanup)), drop the C(<db>_pre_restore_<time>) databases
+        beyond the newest this many. V(0) drops them all. Not set, they are all kept.
+    type: int
+  restore_globals:
+    description:
+      - Create the roles of the backup's C(globals.sql) that this server lacks, before the restore, so that owners
+        and grants exist. Roles this server has are not changed (their passwords stay).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Verifies the backup and the target, and reports the plan (RV(plan)); changes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Each restore replaces O(db) and reports a change. O(operation=cleanup) changes only when there is
+      something to drop.
+  platform:
+    platforms: posix
+notes:
+  - The backup must be on the managed host. In container mode it is copied into the service for the restore and
+    removed afterwards.
+  - Database-level settings (C(ALTER DATABASE ... SET)) and grants on the database itself are not in a
+    C(pg_dump) backup; the new database has the backed-up owner, encoding and locale.
+seealso:
+  - module: stackops.runbooks.pg_backup
+"""
+
+EXAMPLES = r"""
+- name: Restore the newest backup over the live database, keeping the old one
+  stackops.runbooks.pg_restore:
+    src: /var/backups/postgres
+    pick: latest
+    db: app
+    force: true
+    login_host: 127.0.0.1
+    login_password: "{{ pg_password }}"
+    compose_project_src: /srv/app
+  register: restored
+
+- name: Drill - restore a given backup on another server under another name
+  stackops.runbooks.pg_restore:
+    src: /srv/drill/app-20261123T020000Z
+    db: app_drill
+    login_host: drill.internal
+    login_password: "{{ drill_pg_password }}"
+
+- name: A day later, drop the copies kept by earlier restores
+  stackops.runbooks.pg_restore:
+    operation: cleanup
+    db: app
+    keep_previous: 0
+    login_password: "{{ pg_password }}"
+"""
+
+RETURN = r"""
+src:
+  description: The backup restored (or that would be).
+  returned: with O(operation=restore)
+  type: str
+  sample: /var/backups/postgres/app-20261123T020000Z
+restored_db:
+  description: The database that now holds the backup (O(db)).
+  returned: with O(operation=restore)
+  type: str
+  sample: app
+previous_db:
+  description: What the replaced O(db) is now called; null when O(db) did not exist.
+  returned: with O(operation=restore)
+  type: str
+  sample: app_pre_restore_20261123101500
+row_counts:
+  description: Exact rows per table of the restored database, equal to the manifest's.
+  returned: after a restore
+  type: dict
+  sample: {public.customers: 20000}
+checks:
+  description: What was proven before the swap.
+  returned: with O(operation=restore)
+  type: dict
+  sample:
+    files: 2 files match their sha256
+    tables: 8 tables with the backup's row counts
+    objects: {tables: 8, indexes: 18, sequences: 7, views: 1}
+    sequences: 7 sequences at the backup's values
+    analyze: true
+plan:
+  description: The steps, in order (those a real run would take, in check mode).
+  returned: always
+  type: list
+  elements: str
+roles_created:
+  description: Roles created from the backup's globals.
+  returned: with O(operation=restore)
+  type: list
+  elements: str
+dropped:
+  description: Earlier C(<db>_pre_restore_*) copies, and new databases of killed runs, that were dropped.
+  returned: always
+  type: list
+  elements: str
+manifest:
+  description: The restored backup's manifest, without its file list.
+  returned: with O(operation=restore)
+  type: dict
+elapsed:
+  description: Seconds spent verifying, restoring, checking and swapping (C(total) is the recovery time).
+  returned: after a restore
+  type: dict
+  sample: {verify: 0.1, restore: 3.2, check: 0.6, swap: 0.1, total: 4.1}
+"""
+
+import os
+import re
+import time
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
+    BackupError,
+    newest,
+    read_manifest,
+    scan,
+    verify_files,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
+    GLOBALS_TRAILER,
+    USER_RELATIONS,
+    Tools,
+    catalog,
+    compare,
+    role_statements,
+    tools_argument_spec,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
+    DatabaseError,
+    connect,
+    connection_argument_spec,
+    ensure_libs,
+    rows,
+)
+
+try:
+    from psycopg2 import sql
+except ImportError:  # reported by ensure_libs
+    sql = None
+
+APPLICATION = "stackops-pg_restore"
+SCRATCH_COMMENT = "stackops.runbooks.pg_restore scratch"
+MAX_NAME = 63
+SESSIONS = (
+    "SELECT pid, usename, application_name, client_addr::text AS client FROM pg_catalog.pg_stat_activity "
+    "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()"
+)
+SCRATCHES = (
+    "SELECT d.datname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_shdescription s "
+    "ON s.objoid = d.oid AND s.classoid = 'pg_catalog.pg_database'::regclass "
+    "WHERE s.description LIKE %s AND d.datname LIKE %s"
+)
+
+
+def argument_spec() -> dict[str, t.Any]:
+    spec = connection_argument_spec()
+    spec.update(tools_argument_spec())
+    spec.update(
+        src={"type": "path"},
+        pick={"type": "str", "choices": ["latest"]},
+        source_db={"type": "str"},
+        db={"type": "str", "required": True},
+        operation={"type": "str", "choices": ["restore", "cleanup"], "default": "restore"},
+        force={"type": "bool", "default": False},
+        terminate_connections={"type": "bool", "default": False},
+        keep_previous={"type": "int"},
+        restore_globals={"type": "bool", "default": True},
+    )
+    return spec
+
+
+@dataclass
+class Target:
+    """O(db) on the server as this run found it."""
+
+    exists: bool
+    tables: list[str] = field(default_factory=list)
+    sessions: list[dict[str, t.Any]] = field(default_factory=list)
+
+
+def check_inputs(p: dict[str, t.Any]) -> None:
+    if p["login_db"] == p["db"]:
+        raise BackupError(
+            f"login_db is {p['db']}, the database being replaced; a session cannot rename the database it is "
+            "connected to. Set login_db to another database (postgres)."
+        )
+    if p["keep_previous"] is not None and p["keep_previous"] < 0:
+        raise BackupError(f"keep_previous must be 0 or more, not {p['keep_previous']}.")
+    if p["operation"] == "cleanup":
+        if p["keep_previous"] is None:
+            raise BackupError("operation=cleanup needs keep_previous: how many earlier copies to keep (0 for none).")
+        return
+    if not p["src"]:
+        raise BackupError("src is required to restore: a backup directory, or the backup folder with pick=latest.")
+    if p["jobs"] < 1:
+        raise BackupError(f"jobs must be 1 or more, not {p['jobs']}.")
+    if len(f"{p['db']}_pre_restore_00000000000000".encode()) > MAX_NAME:
+        raise BackupError(
+            f"db {p['db']} is too long: with _pre_restore_<time> added it would pass PostgreSQL's {MAX_NAME}-byte "
+            "limit on names."
+        )
+
+
+def locate(p: dict[str, t.Any]) -> str:
+    """The backup directory src names."""
+    src = p["src"]
+    if not os.path.exists(src):
+        raise BackupError(f"src {src} does not exist on this host.")
+    if p["pick"] == "latest":
+        sets, _partials = scan(src)
+        databases = sorted({s.database for s in sets if s.verified and s.database})
+        if p["source_db"] is None and len(databases) > 1:
+            raise BackupError(f"{src} holds backups of {', '.join(databases)}; set source_db to pick among them.")
+        best = newest(sets, p["source_db"])
+        if best is None:
+            raise BackupError(f"{src} holds no verified backup{' of ' + p['source_db'] if p['source_db'] else ''}.")
+        return best.path
+    return src if os.path.isdir(src) else os.path.dirname(src)
+
+
+def prove(root: str, manifest: dict[str, t.Any]) -> dict[str, t.Any]:
+    problems = verify_files(root, manifest)
+    if manifest.get("globals"):
+        with open(os.path.join(root, manifest["globals"]), encoding="utf-8", errors="replace") as handle:
+            if GLOBALS_TRAILER not in handle.read():
+                problems.append(f"{manifest['globals']} lacks pg_dumpall's closing line")
+    if problems:
+        raise BackupError(
+            f"The backup {root} is refused, nothing was changed: {'; '.join(problems)}. "
+            "Restore another backup (pick=latest skips none but the newest verified one; name one in src)."
+        )
+    return {"files": f"{len(manifest['files'])} files match their sha256"}
+
+
+def inspect(p: dict[str, t.Any], admin: t.Any) -> Target:
+    db = p["db"]
+    if not rows(admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (db,)):
+        return Target(exists=False)
+    conn, why = connect({**p, "login_db": db}, APPLICATION, read_only=True)
+    if conn is None:
+        raise BackupError(f"Cannot connect to database {db} to see what it holds: {why}")
+    try:
+        query = "SELECT n.nspname AS schema, c.relname AS name" + USER_RELATIONS + "AND c.relkind IN ('r', 'p')"
+        tables = sorted(f"{r['schema']}.{r['name']}" for r in rows(conn, query))
+    finally:
+        conn.close()
+    return Target(exists=True, tables=tables, sessions=rows(admin, SESSIONS, (db,)))
+
+
+def plan_restore(
+    p: dict[str, t.Any], root: str, target: Target, scratch: str, previous: str, roles: list[str]
+) -> list[str]:
+    """The steps, or BackupError when the target may not be replaced; nothing has changed yet either way."""
+    db = p["db"]
+    if target.tables and not p["force"]:
+        shown = ", ".join(target.tables[:5]) + (" ..." if len(target.tables) > 5 else "")
+        raise BackupError(
+            f"Database {db} holds {len(target.tables)} tables ({shown}). Replacing it needs force=true; it would be "
+            f"kept as {previous}. Nothing was changed."
+        )
+    if target.sessions and not p["terminate_connections"]:
+        who = ", ".join(
+            f"pid {s['pid']} {s['usename']}@{s['client'] or 'local'} ({s['application_name']})"
+            for s in target.sessions[:5]
+        )
+        raise BackupError(
+            f"{len(target.sessions)} sessions are connected to {db}: {who}. Stop the application first (the "
+            "restore playbook does), or set terminate_connections=true. Nothing was changed."
+        )
+    steps = [f"verify {root} against its manifest"]
+    if roles:
+        steps.append(f"create the missing roles {', '.join(roles)}")
+    steps += [
+        f"create database {scratch} and restore the dump into it with pg_restore --exit-on-error",
+        f"ANALYZE {scratch} and compare its row counts, objects and sequences with the manifest",
+    ]
+    if target.sessions:
+        steps.append(f"end the {len(target.sessions)} sessions connected to {db}")
+    if target.exists:
+        steps.append(f"in one transaction, rename {db} to {previous} and {scratch} to {db}")
+    else:
+        steps.append(f"rename {scratch} to {db}")
+    if p["keep_previous"] is not None:
+        steps.append(f"drop the earlier copies of {db} beyond the newest {p['keep_previous']}")
+    return steps
+
+
+class Restore:
+    """One restore: the admin session (on login_db) holds the target's advisory lock throughout."""
+
+    def __init__(self, module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> None:
+        self.module, self.p, self.admin = module, p, admin
+        self.db: str = p["db"]
+
+    def execute(self, query: t.Any, args: t.Any = None) -> None:
+        with self.admin.cursor() as cur:
+            cur.execute(query, args)
+
+    def drop(self, name: str) -> None:
+        force = sql.SQL(" WITH (FORCE)") if self.admin.server_version >= 130000 else sql.SQL("")
+        self.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force)
+
+    def lock(self) -> None:
+        with self.admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))",
+                (APPLICATION, self.db),
+            )
+            if not cur.fetchone()[0]:
+                raise BackupError(f"Another pg_restore of {self.db} is running on this server; wait for it to finish.")
+
+    def drop_scratches(self) -> list[str]:
+        """New databases of runs that were killed before they swapped or cleaned up (the lock says none runs)."""
+        found = [r["datname"] for r in rows(self.admin, SCRATCHES, (f"{SCRATCH_COMMENT}%", f"{self.db}\\_restore\\_%"))]
+        for name in found:
+            self.drop(name)
+        return found
+
+    def create_roles(self, statements: list[str]) -> None:
+        self.admin.autocommit = False
+        try:
+            with self.admin.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+            self.admin.commit()
+        except DatabaseError as exc:
+            self.admin.rollback()
+            raise BackupError(f"Creating the backup's roles failed: {str(exc).strip()}") from None
+        finally:
+            self.admin.autocommit = True
+
+    def create(self, scratch: str, manifest: dict[str, t.Any]) -> None:
+        self.execute(
+            sql.SQL("CREATE DATABASE {} WITH TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {} OWNER {}").format(
+                sql.Identifier(scratch),
+                sql.Literal(manifest["encoding"]),
+                sql.Literal(manifest["collate"]),
+                sql.Literal(manifest["ctype"]),
+                sql.Identifier(manifest["owner"]),
+            )
+        )
+        comment = f"{SCRATCH_COMMENT} for {self.db}, pid {os.getpid()}, from {manifest['name']}"
+        self.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(scratch), sql.Literal(comment)))
+
+    def load(self, tools: Tools, root: str, manifest: dict[str, t.Any], scratch: str) -> None:
+        args = ["--exit-on-error", "-j", str(self.p["jobs"]), *tools.conn_args, "-d", scratch]
+        path = os.path.join(root, manifest["dump"])
+        if tools.project is None:
+            tools.must("pg_restore", *args, path, what="The restore")
+            return
+        with tools.container_dir() as inside:
+            tools.copy(path, f"{tools.service}:{inside}/")
+            tools.must("pg_restore", *args, f"{inside}/{os.path.basename(path)}", what="The restore")
+
+    def check(self, scratch: str, manifest: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, int]]:
+        conn, why = connect({**self.p, "login_db": scratch}, APPLICATION)
+        if conn is None:
+            raise BackupError(f"Cannot connect to the restored database {scratch}: {why}")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE")
+            found = catalog(conn)
+        finally:
+            conn.close()
+        problems = compare(manifest, found)
+        if problems:
+            raise BackupError(f"The restored data does not match the backup's manifest: {'; '.join(problems)}.")
+        return {
+            "tables": f"{len(found['tables'])} tables with the backup's row counts",
+            "objects": found["objects"],
+            "sequences": f"{len(found['sequences'])} sequences at the backup's values",
+            "analyze": True,
+        }, found["tables"]
+
+    def swap(self, scratch: str, previous: str | None) -> None:
+        db = sql.Identifier(self.db)
+        if previous and self.p["terminate_connections"]:
+            self.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(db))
+            self.execute(
+                "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()",
+                (self.db,),
+            )
+        self.admin.autocommit = False
+        try:
+            with self.admin.cursor() as cur:
+                if previous:
+                    cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(db, sql.Identifier(previous)))
+                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), db))
+                cur.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(db))
+            self.admin.commit()
+        except DatabaseError as exc:
+            self.admin.rollback()
+            raise BackupError(f"Swapping {scratch} in as {self.db} failed: {str(exc).strip()}") from None
+        finally:
+            self.admin.autocommit = True
+            if previous and self.p["terminate_connections"]:
+                renamed = previous if self.exists(previous) else self.db
+                self.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(renamed)))
+
+    def exists(self, name: str) -> bool:
+        return bool(rows(self.admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (name,)))
+
+    def earlier_copies(self) -> list[str]:
+        pattern = re.compile(rf"^{re.escape(self.db)}_pre_restore_\d{{14}}$")
+        names = [r["datname"] for r in rows(self.admin, "SELECT datname FROM pg_catalog.pg_database")]
+        return sorted((n for n in names if pattern.match(n)), reverse=True)
+
+    def prune(self, keep: int) -> list[str]:
+        gone = self.earlier_copies()[keep:]
+        if not self.module.check_mode:
+            for name in gone:
+                self.drop(name)
+        return gone
+
+
+def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[str, t.Any]:
+    started = time.monotonic()
+    root = locate(p)
+    manifest = read_manifest(root)
+    checks = prove(root, manifest)
+    verified = time.monotonic()
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    scratch, previous = f"{p['db']}_restore_{stamp}", f"{p['db']}_pre_restore_{stamp}"
+    target = inspect(p, admin)
+    existing = {r["rolname"] for r in rows(admin, "SELECT rolname FROM pg_catalog.pg_roles")}
+    statements: list[str] = []
+    roles: list[str] = []
+    if p["restore_globals"] and manifest.get("globals"):
+        with open(os.path.join(root, manifest["globals"]), encoding="utf-8") as handle:
+            statements, roles = role_statements(handle.read(), existing)
+    if manifest["owner"] not in existing | set(roles):
+        raise BackupError(
+            f"Role {manifest['owner']}, owner of the backed-up database, does not exist on this server; create it, or "
+            "set restore_globals=true (with a backup that has globals). Nothing was changed."
+        )
+    steps = plan_restore(p, root, target, scratch, previous, roles)
+    summary = {k: v for k, v in manifest.items() if k not in ("files", "tables", "sequences")}
+    result: dict[str, t.Any] = {
+        "changed": True,
+        "src": root,
+        "restored_db": p["db"],
+        "previous_db": previous if target.exists else None,
+        "plan": steps,
+        "checks": checks,
+        "roles_created": roles,
+        "manifest": summary,
+        "dropped": [],
+    }
+    tools = Tools(module, p, APPLICATION)
+    restore_major, _text = tools.version("pg_restore")
+    dump_major = int(manifest["server_version_num"]) // 10000
+    if restore_major < dump_major:
+        raise BackupError(
+            f"pg_restore {restore_major} in {tools.where} cannot read a backup of PostgreSQL {dump_major}; use a "
+            "newer client, or run it inside the compose service (compose_project_src)."
+        )
+    if module.check_mode:
+        return result
+    run = Restore(module, p, admin)
+    run.lock()
+    result["dropped"] = run.drop_scratches()
+    if statements:
+        run.create_roles(statements)
+    run.create(scratch, manifest)
+    try:
+        run.load(tools, root, manifest, scratch)
+        loaded = time.monotonic()
+        more, counts = run.check(scratch, manifest)
+        checked = time.monotonic()
+        run.swap(scratch, previous if target.exists else None)
+    except (BackupError, DatabaseError) as exc:
+        run.drop(scratch)
+        raise BackupError(
+            f"The restore of {root} failed and {p['db']} is as it was ({scratch} was dropped): {str(exc).strip()}",
+            roles_created=roles,
+        ) from None
+    done = time.monotonic()
+    if p["keep_previous"] is not None:
+        result["dropped"] += run.prune(p["keep_previous"])
+    checks.update(more)
+    result.update(
+        row_counts=counts,
+        elapsed={
+            "verify": round(verified - started, 3),
+            "restore": round(loaded - verified, 3),
+            "check": round(checked - loaded, 3),
+            "swap": round(done - checked, 3),
+            "total": round(done - started, 3),
+        },
+    )
+    return result
+
+
+def run_module(module: AnsibleModule) -> dict[str, t.Any]:
+    ensure_libs(module)
+    p = module.params
+    check_inputs(p)
+    admin, why = connect(p, APPLICATION)
+    if admin is None:
+        where = f"{p['login_unix_socket'] or p['login_host']}:{p['login_port']}"
+        raise BackupError(f"Cannot connect to {where} database {p['login_db']} as {p['login_user']}: {why}")
+    try:
+        if p["operation"] == "cleanup":
+            gone = Restore(module, p, admin).prune(p["keep_previous"])
+            return {"changed": bool(gone), "dropped": gone, "plan": [f"drop database {name}" for name in gone]}
+        return restore(module, p, admin)
+    except DatabaseError as exc:
+        raise BackupError(f"PostgreSQL refused a step: {str(exc).strip()}") from None
+    finally:
+        admin.close()
+
+
+def main() -> None:
+    execute(argument_spec(), run_module)
+
+
+if __name__ == "__main__":
+    main()
