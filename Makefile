@@ -82,6 +82,7 @@ bench: lab-up
 	bash bench/compose_service.sh
 	bash bench/health_check.sh
 	$(BIN)/python bench/nginx_switch.py
+	$(BIN)/python bench/backup_restore.py
 
 # stack_health's nested doc fragment, then module and role pages, are generated; tests/unit/test_docs.py fails when
 # either is stale.

@@ -31,6 +31,25 @@ MANIFEST_VERSION = 1
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 SET_NAME = re.compile(r"^(?P<label>.+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?$")
 CHUNK = 1 << 20
+# What pg_backup and pg_restore read from every manifest.
+REQUIRED = frozenset(
+    (
+        "database",
+        "owner",
+        "encoding",
+        "collate",
+        "ctype",
+        "server_version_num",
+        "name",
+        "dump",
+        "files",
+        "size",
+        "finished_epoch",
+        "tables",
+        "objects",
+        "sequences",
+    )
+)
 
 
 class BackupError(StackopsError):
@@ -161,6 +180,7 @@ def write_manifest(root: str, manifest: dict[str, t.Any]) -> None:
 
 def read_manifest(root: str) -> dict[str, t.Any]:
     """The manifest of a set, its own checksum checked; BackupError names what is wrong."""
+    root = os.path.normpath(root)
     path = os.path.join(root, MANIFEST)
     if root.endswith(PARTIAL):
         raise BackupError(f"{root} is an unfinished backup (a run that failed or was killed); it is not a backup.")
@@ -178,6 +198,9 @@ def read_manifest(root: str) -> dict[str, t.Any]:
         raise BackupError(f"{path} does not match its own checksum: the manifest was changed or damaged.")
     if manifest.get("manifest_version") != MANIFEST_VERSION:
         raise BackupError(f"{path} has manifest version {manifest.get('manifest_version')}, not {MANIFEST_VERSION}.")
+    missing = sorted(REQUIRED - set(manifest))
+    if missing:
+        raise BackupError(f"{path} lacks {', '.join(missing)}; it was not written by pg_backup.")
     return manifest
 
 

@@ -172,6 +172,7 @@ class Tools:
         argv = self.argv(program, *args)
         stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
         out = open(stdout_path, "xb") if stdout_path else None  # noqa: SIM115
+        proc: subprocess.Popen[bytes] | None = None
         try:
             proc = subprocess.Popen(
                 argv,
@@ -195,6 +196,12 @@ class Tools:
                 digest = hashing.hexdigest()
             rc = proc.wait()
             reader.join()
+        except BaseException:
+            # A write that failed (a full disk) must not leave the program running on without a reader.
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
         finally:
             if out is not None:
                 out.close()

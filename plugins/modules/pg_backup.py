@@ -27,7 +27,7 @@ description:
     RV(stale_lock).
   - Retention (O(retention_count), O(retention_days)) runs after a successful backup. It counts and removes only
     verified backups of this database, never the newest one; a backup whose manifest does not check out is
-    reported in RV(failed), never removed.
+    reported in RV(unverified), never removed.
   - O(operation=check) takes no backup. It lists the backups in O(dest), re-verifies every file of the newest
     against its manifest (a failure fails the task), and warns when it is older than O(max_age_hours).
   - Files are C(0600), directories C(0700). The password reaches the programs through the environment (PGPASSWORD)
@@ -183,7 +183,7 @@ backups:
   returned: always
   type: list
   elements: dict
-failed:
+unverified:
   description: Backup directories whose manifest is missing or does not check out. They are never removed.
   returned: always
   type: list
@@ -237,7 +237,12 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     write_manifest,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
-from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import Tools, catalog, tools_argument_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
+    GLOBALS_TRAILER,
+    Tools,
+    catalog,
+    tools_argument_spec,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
     connect_params,
@@ -293,16 +298,17 @@ def summary(sets: list[BackupSet], db: str, now: float) -> tuple[list[dict[str, 
 def check(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     now = time.time()
     sets, _partials = scan(p["dest"])
-    backups, failed = summary(sets, p["db"], now)
-    result: dict[str, t.Any] = {"changed": False, "backups": backups, "failed": failed}
+    backups, unverified = summary(sets, p["db"], now)
+    result: dict[str, t.Any] = {"changed": False, "backups": backups, "unverified": unverified}
     best = newest(sets, p["db"])
+    age = None if best is None else (now - (best.finished or now)) / 3600
     if best is not None:
         problems = verify_files(best.path, read_manifest(best.path))
         if problems:
             raise BackupError(f"The newest backup {best.path} is damaged: {'; '.join(problems)}.", **result)
-        result.update(newest=best.as_dict(now), age_hours=round((now - (best.finished or now)) / 3600, 2))
+        result.update(newest=best.as_dict(now), age_hours=round(age or 0.0, 4))
     if p["max_age_hours"] is not None:
-        result["stale"] = best is None or result["age_hours"] > p["max_age_hours"]
+        result["stale"] = age is None or age > p["max_age_hours"]
         if best is None:
             module.warn(f"There is no verified backup of {p['db']} in {p['dest']}.")
         elif result["stale"]:
@@ -370,7 +376,11 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
         # The counts come from the snapshot pg_dump dumps, read while it dumps.
         with ThreadPoolExecutor(max_workers=1) as pool:
             counting = pool.submit(catalog, conn)
-            rel = dump(tools, p, work, snapshot)
+            try:
+                rel = dump(tools, p, work, snapshot)
+            except BackupError:
+                conn.cancel()  # the counts are not needed any more, and may wait on the same lock the dump did
+                raise
             recorded = counting.result()
     except DatabaseError as exc:
         raise BackupError(f"Reading database {p['db']} failed: {str(exc).strip()}") from None
@@ -391,6 +401,9 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
             )
         except BackupError as exc:
             raise BackupError(f"{exc} Use a superuser, or set globals=false.") from None
+        with open(os.path.join(work, globals_rel), encoding="utf-8", errors="replace") as handle:
+            if GLOBALS_TRAILER not in handle.read():
+                raise BackupError("pg_dumpall's output lacks its closing line; the roles were not saved in full.")
     secure_tree(work)
     fsync_tree(work)
     entries = file_entries(work)
@@ -440,7 +453,7 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     name = new_set_name(dest, db, now)
     if module.check_mode:
         planned = BackupSet(name, os.path.join(dest, name), db, now, 0, None)
-        backups, failed = summary(sets, db, now)
+        backups, unverified = summary(sets, db, now)
         gone = expired([planned, *sets], db, p["retention_count"], p["retention_days"], now)
         return {
             "changed": True,
@@ -448,7 +461,7 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
             "removed": [s.path for s in gone],
             "removed_partial": [],
             "backups": backups,
-            "failed": failed,
+            "unverified": unverified,
         }
     os.makedirs(dest, mode=0o700, exist_ok=True)
     result: dict[str, t.Any] = {"changed": True}
@@ -480,7 +493,7 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
             remove_tree(item.path)
         fsync_path(dest)
     sets, _partials = scan(dest)
-    backups, failed = summary(sets, db, time.time())
+    backups, unverified = summary(sets, db, time.time())
     result.update(
         path=final,
         sha256=manifest["sha256"],
@@ -488,17 +501,17 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
         manifest=manifest,
         removed=[s.path for s in gone],
         backups=backups,
-        failed=failed,
+        unverified=unverified,
     )
     return result
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    ensure_libs(module)
     p = module.params
     check_inputs(p)
     if p["operation"] == "check":
         return check(module, p)
+    ensure_libs(module)
     return backup(module, p)
 
 

@@ -27,7 +27,10 @@ description:
     per O(db) (an advisory lock on the server); new databases left by a killed run are found by their comment
     and dropped.
   - O(operation=cleanup) restores nothing; it drops the C(<db>_pre_restore_*) databases beyond the newest
-    O(keep_previous).
+    O(keep_previous), and as many C(<db>_reverted_*) ones.
+  - O(operation=revert) undoes the last restore when the application turns out not to work on it. The newest
+    C(<db>_pre_restore_<time>) becomes O(db) again, in one transaction, and the restored database is kept as
+    C(<db>_reverted_<time>).
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.postgres
@@ -58,9 +61,11 @@ options:
   operation:
     description:
       - V(restore) restores O(src) as O(db).
-      - V(cleanup) drops the earlier copies C(<db>_pre_restore_<time>) beyond the newest O(keep_previous).
+      - V(cleanup) drops the earlier copies C(<db>_pre_restore_<time>) beyond the newest O(keep_previous), and the
+        C(<db>_reverted_<time>) ones beyond as many.
+      - V(revert) puts the newest earlier copy back as O(db).
     type: str
-    choices: [restore, cleanup]
+    choices: [restore, cleanup, revert]
     default: restore
   force:
     description:
@@ -139,13 +144,13 @@ src:
   type: str
   sample: /var/backups/postgres/app-20261123T020000Z
 restored_db:
-  description: The database that now holds the backup (O(db)).
-  returned: with O(operation=restore)
+  description: The database that now holds the backup, or with O(operation=revert) the earlier copy (O(db)).
+  returned: with O(operation=restore) or V(revert)
   type: str
   sample: app
 previous_db:
   description: What the replaced O(db) is now called; null when O(db) did not exist.
-  returned: with O(operation=restore)
+  returned: with O(operation=restore) or V(revert)
   type: str
   sample: app_pre_restore_20261123101500
 row_counts:
@@ -249,7 +254,7 @@ def argument_spec() -> dict[str, t.Any]:
         pick={"type": "str", "choices": ["latest"]},
         source_db={"type": "str"},
         db={"type": "str", "required": True},
-        operation={"type": "str", "choices": ["restore", "cleanup"], "default": "restore"},
+        operation={"type": "str", "choices": ["restore", "cleanup", "revert"], "default": "restore"},
         force={"type": "bool", "default": False},
         terminate_connections={"type": "bool", "default": False},
         keep_previous={"type": "int"},
@@ -275,6 +280,8 @@ def check_inputs(p: dict[str, t.Any]) -> None:
         )
     if p["keep_previous"] is not None and p["keep_previous"] < 0:
         raise BackupError(f"keep_previous must be 0 or more, not {p['keep_previous']}.")
+    if p["operation"] == "revert":
+        return
     if p["operation"] == "cleanup":
         if p["keep_previous"] is None:
             raise BackupError("operation=cleanup needs keep_previous: how many earlier copies to keep (0 for none).")
@@ -304,7 +311,7 @@ def locate(p: dict[str, t.Any]) -> str:
         if best is None:
             raise BackupError(f"{src} holds no verified backup{' of ' + p['source_db'] if p['source_db'] else ''}.")
         return best.path
-    return src if os.path.isdir(src) else os.path.dirname(src)
+    return os.path.normpath(src if os.path.isdir(src) else os.path.dirname(src))
 
 
 def prove(root: str, manifest: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -490,13 +497,15 @@ class Restore:
     def exists(self, name: str) -> bool:
         return bool(rows(self.admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (name,)))
 
-    def earlier_copies(self) -> list[str]:
-        pattern = re.compile(rf"^{re.escape(self.db)}_pre_restore_\d{{14}}$")
+    def earlier_copies(self, kind: str = "pre_restore") -> list[str]:
+        """`<db>_<kind>_<time>` databases, newest first."""
+        pattern = re.compile(rf"^{re.escape(self.db)}_{kind}_\d{{14}}$")
         names = [r["datname"] for r in rows(self.admin, "SELECT datname FROM pg_catalog.pg_database")]
         return sorted((n for n in names if pattern.match(n)), reverse=True)
 
     def prune(self, keep: int) -> list[str]:
-        gone = self.earlier_copies()[keep:]
+        """Drops the earlier copies, and the restored databases set aside by a revert, beyond the newest keep."""
+        gone = self.earlier_copies("pre_restore")[keep:] + self.earlier_copies("reverted")[keep:]
         if not self.module.check_mode:
             for name in gone:
                 self.drop(name)
@@ -581,6 +590,26 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
     return result
 
 
+def revert(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[str, t.Any]:
+    run = Restore(module, p, admin)
+    copies = run.earlier_copies()
+    if not copies:
+        raise BackupError(f"There is no earlier copy of {p['db']} ({p['db']}_pre_restore_<time>) to put back.")
+    target = inspect(p, admin)
+    if target.sessions and not p["terminate_connections"]:
+        raise BackupError(
+            f"{len(target.sessions)} sessions are connected to {p['db']}; stop the application first, or set "
+            "terminate_connections=true. Nothing was changed."
+        )
+    aside = f"{p['db']}_reverted_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    steps = [f"in one transaction, rename {p['db']} to {aside} and {copies[0]} to {p['db']}"]
+    result = {"changed": True, "plan": steps, "restored_db": p["db"], "previous_db": aside, "dropped": []}
+    if not module.check_mode:
+        run.lock()
+        run.swap(copies[0], aside if target.exists else None)
+    return result
+
+
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     ensure_libs(module)
     p = module.params
@@ -590,6 +619,8 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
         where = f"{p['login_unix_socket'] or p['login_host']}:{p['login_port']}"
         raise BackupError(f"Cannot connect to {where} database {p['login_db']} as {p['login_user']}: {why}")
     try:
+        if p["operation"] == "revert":
+            return revert(module, p, admin)
         if p["operation"] == "cleanup":
             gone = Restore(module, p, admin).prune(p["keep_previous"])
             return {"changed": bool(gone), "dropped": gone, "plan": [f"drop database {name}" for name in gone]}
