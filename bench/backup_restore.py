@@ -212,7 +212,7 @@ def bench_backup(tmp: Path, base: dict[str, t.Any], env: dict[str, str]) -> Path
     }
     print("\nwhere pg_backup's time goes (one run; 'alone' steps measured once each)")
     for what, seconds in parts.items():
-        print(f"  {what:80} {seconds:6.2f} s")
+        print(f"  {what:84} {seconds:6.2f} s")
     return Path(result["path"])
 
 

@@ -62,7 +62,7 @@ def query(host: lab.Host, db: str, statement: str | sql.Composable, args: tuple 
     conn = pg(host, db)
     try:
         with conn.cursor() as cur:
-            cur.execute(statement, args)
+            cur.execute(statement, args or None)
             return cur.fetchall() if cur.description else []
     finally:
         conn.close()

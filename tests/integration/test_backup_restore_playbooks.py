@@ -1,0 +1,183 @@
+"""The backup and restore runbooks on lab2: writers stopped and always started again, copies verified on the
+controller, the age check alone; a restore that swaps, one refused before anything stops, and one reverted when the
+stack is critical on the restored data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+import lab
+from harness.paths import lab_credentials
+from harness.playbook import run_module, run_playbook
+
+NOTE = "written after the backup"
+
+
+def pg(host: lab.Host, db: str = "app") -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(
+        host=host.addr, user="postgres", dbname=db, password=lab_credentials(host.name)["stackops_pg_password"]
+    )
+    conn.autocommit = True
+    return conn
+
+
+def query(host: lab.Host, statement: str, args: tuple = (), db: str = "app") -> list[tuple]:
+    conn = pg(host, db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, args or None)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def started_at(host: lab.Host, service: str) -> str:
+    return subprocess.check_output(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}} {{.State.Running}}", f"{host.project}-{service}-1"],
+        text=True,
+    ).strip()
+
+
+def copies(host: lab.Host) -> list[str]:
+    return [n for (n,) in query(host, "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_%'", db="postgres")]
+
+
+@pytest.fixture
+def lab2(hosts: dict) -> Iterator[lab.Host]:
+    host = hosts["lab2"]
+    yield host
+    run_module(
+        "stackops.runbooks.pg_restore",
+        {
+            "operation": "cleanup",
+            "db": "app",
+            "keep_previous": 0,
+            "login_host": host.addr,
+            "login_password": lab_credentials("lab2")["stackops_pg_password"],
+        },
+        hosts="lab2",
+    ).assert_ok()
+    query(host, "DROP TABLE IF EXISTS public.restore_marker")
+    query(host, "DELETE FROM app.customers WHERE id >= 900000")
+
+
+def test_backup_runbook_stops_writers_copies_and_verifies(lab2: lab.Host, tmp_path: Path) -> None:
+    dest = lab.ROOT / "backups" / "lab2"
+    before = sorted(p.name for p in dest.iterdir()) if dest.exists() else []
+    # The lab has no backups until the first run: check mode must not create them either.
+    app_before = started_at(lab2, "app")
+    extravars = {
+        "backup_stop_services": ["app"],
+        "backup_copy_dir": str(tmp_path / "store"),
+        "backup_retention_count": 1,
+    }
+
+    planned = run_playbook("stackops.runbooks.backup", limit="lab2", check=True, extravars=extravars)
+    planned.assert_ok()
+    assert (sorted(p.name for p in dest.iterdir()) if dest.exists() else []) == before, "check mode wrote a backup"
+    assert started_at(lab2, "app") == app_before, "check mode stopped the app"
+
+    run = run_playbook("stackops.runbooks.backup", limit="lab2", extravars=extravars)
+    run.assert_ok()
+    summary = run.artifacts["backup"]["lab2"]
+    path = Path(summary["path"])
+    assert path.parent == dest and path.is_dir() and summary["stale"] is False and summary["rows"] > 390000
+    assert started_at(lab2, "app") != app_before and started_at(lab2, "app").endswith("true"), "app not restarted"
+    copy = Path(summary["copied_to"])
+    assert copy == tmp_path / "store" / "lab2" / path.name
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in path.iterdir())
+    assert {p.stat().st_mode & 0o777 for p in copy.iterdir()} == {0o600} and copy.stat().st_mode & 0o777 == 0o700
+    assert json.loads((copy / "manifest.json").read_text())["sha256"] == summary["sha256"]
+
+    verify = run_playbook(
+        "stackops.runbooks.backup", limit="lab2", tags="verify", extravars={"backup_max_age_hours": 1}
+    )
+    verify.assert_ok()
+    assert not any(verify.changed().values())
+    assert verify.artifacts["backup"]["lab2"]["newest"] == path.name
+    assert summary["backups"] == 1 and sorted(p.name for p in dest.iterdir() if p.name.startswith("app-")) == [
+        path.name
+    ], "retention_count=1 keeps only the new backup"
+
+
+def test_a_failed_backup_still_starts_the_writers(lab2: lab.Host) -> None:
+    run = run_playbook(
+        "stackops.runbooks.backup",
+        limit="lab2",
+        extravars={"backup_stop_services": ["app"], "backup_login_password": "wrong"},
+    )
+    assert "lab2" in run.failed_hosts()
+    assert (
+        "password authentication failed"
+        in run.result("lab2", "Take the backup (written, synced, read back, checksummed, then renamed)")["msg"]
+    )
+    assert started_at(lab2, "app").endswith("true"), "the app was left stopped"
+    assert "wrong" not in run.stdout.replace("backup_login_password", "")
+
+
+def test_restore_runbook_swaps_in_the_backup_and_keeps_the_previous(lab2: lab.Host) -> None:
+    taken = run_playbook("stackops.runbooks.backup", limit="lab2")
+    taken.assert_ok()
+    query(lab2, "CREATE TABLE public.restore_marker (note text)")
+    query(lab2, "INSERT INTO public.restore_marker VALUES (%s)", (NOTE,))
+
+    refused = run_playbook("stackops.runbooks.restore", limit="lab2")
+    assert "lab2" in refused.failed_hosts() and "restore_confirm=true" in refused.stdout
+
+    run = run_playbook("stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True})
+    run.assert_ok()
+    summary = run.artifacts["restore"]["lab2"]
+    assert summary["src"] == taken.artifacts["backup"]["lab2"]["path"] and summary["health"] == "ok"
+    assert summary["previous_db"].startswith("app_pre_restore_") and summary["rows"] > 390000
+    assert query(lab2, "SELECT to_regclass('public.restore_marker')") == [(None,)], "app is not the backup's data"
+    assert query(lab2, "SELECT note FROM public.restore_marker", db=summary["previous_db"]) == [(NOTE,)]
+    assert started_at(lab2, "app").endswith("true")
+
+
+def test_a_damaged_backup_is_refused_before_the_app_stops(lab2: lab.Host) -> None:
+    taken = run_playbook("stackops.runbooks.backup", limit="lab2")
+    taken.assert_ok()
+    dump = Path(taken.artifacts["backup"]["lab2"]["path"]) / "app.dump"
+    data = bytearray(dump.read_bytes())
+    data[1000] ^= 0x01
+    dump.write_bytes(bytes(data))
+    app_before = started_at(lab2, "app")
+    before = copies(lab2)
+    run = run_playbook("stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True})
+    assert "lab2" in run.failed_hosts()
+    assert "app.dump has sha256" in run.stdout and "The live database was not changed" in run.stdout
+    assert started_at(lab2, "app") == app_before, "the app was stopped for a backup that could not be used"
+    assert copies(lab2) == before
+    dump.parent.rename(dump.parent.with_name(dump.parent.name + "-damaged"))
+
+
+def test_a_stack_critical_on_the_restored_data_gets_the_previous_database_back(lab2: lab.Host) -> None:
+    taken = run_playbook("stackops.runbooks.backup", limit="lab2")
+    taken.assert_ok()
+    # A customer the health check requires, created after the backup: the restored data lacks it.
+    query(
+        lab2, "INSERT INTO app.customers (id, email, name, country) VALUES (900001, 'late@example.test', 'Late', 'NZ')"
+    )
+    endpoints = [
+        {"name": "liveness", "url": f"http://{lab2.addr}/health"},
+        {"name": "late-customer", "url": f"http://{lab2.addr}/api/customers/900001", "status": [200]},
+    ]
+    run = run_playbook(
+        "stackops.runbooks.restore",
+        limit="lab2",
+        extravars={"restore_confirm": True, "health_check_endpoints": endpoints},
+    )
+    assert "lab2" in run.failed_hosts()
+    assert "The restored database was set aside as app_reverted_" in run.stdout, run.stdout[-3000:]
+    assert query(lab2, "SELECT name FROM app.customers WHERE id = 900001") == [("Late",)]
+    assert started_at(lab2, "app").endswith("true")
+    reverted = [n for n in copies(lab2) if n.startswith("app_reverted_")]
+    assert len(reverted) == 1 and query(
+        lab2, "SELECT count(*) FROM app.customers WHERE id = 900001", db=reverted[0]
+    ) == [(0,)]
