@@ -135,9 +135,15 @@ def remove_tree(path: str) -> None:
         os.unlink(path)
 
 
-def file_entries(root: str) -> list[dict[str, t.Any]]:
+def file_entries(root: str, known: t.Mapping[str, str | None] | None = None) -> list[dict[str, t.Any]]:
+    """Path, size and sha256 of every file under root but the manifest; `known` holds checksums already taken."""
+    known = known or {}
     return [
-        {"path": rel, "size": os.path.getsize(os.path.join(root, rel)), "sha256": sha256_file(os.path.join(root, rel))}
+        {
+            "path": rel,
+            "size": os.path.getsize(os.path.join(root, rel)),
+            "sha256": known.get(rel) or sha256_file(os.path.join(root, rel)),
+        }
         for rel in files_under(root)
         if rel != MANIFEST
     ]

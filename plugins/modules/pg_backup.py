@@ -319,24 +319,25 @@ def check(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     return result
 
 
-def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> str:
-    """Writes the dump into work and reads it back in full; returns its path relative to work."""
+def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> tuple[str, dict[str, str | None]]:
+    """Writes the dump into work and reads it back in full. Returns its path relative to work, and the sha256 of
+    the files whose checksum was taken on the way (no need to read them again)."""
     base = ["--snapshot", snapshot, *tools.conn_args, "-d", p["db"]]
     name = label(p["db"])
     if p["format"] == "custom":
         rel = f"{name}.dump"
-        tools.must("pg_dump", "-Fc", *base, what="The dump", stdout_path=os.path.join(work, rel))
+        digest = tools.must("pg_dump", "-Fc", *base, what="The dump", stdout_path=os.path.join(work, rel))
         if tools.project is None:
             tools.must("pg_restore", "-f", "/dev/null", os.path.join(work, rel), what="Reading the dump back")
         else:
             path = os.path.join(work, rel)
             tools.must("pg_restore", "-f", "/dev/null", what="Reading the dump back", stdin_path=path)
-        return rel
+        return rel, {rel: digest}
     rel = f"{name}.dir"
     if tools.project is None:
         tools.must("pg_dump", "-Fd", "-j", str(p["jobs"]), *base, "-f", os.path.join(work, rel), what="The dump")
         tools.must("pg_restore", "-f", "/dev/null", os.path.join(work, rel), what="Reading the dump back")
-        return rel
+        return rel, {}
     # pg_dump in the container writes its directory there; it is read back there, copied out, and the copy must
     # have the checksums the container computed.
     with tools.container_dir() as scratch:
@@ -349,7 +350,8 @@ def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> str:
     copied = {path: sha256_file(os.path.join(work, rel, path)) for path in files_under(os.path.join(work, rel))}
     if copied != expected:
         raise BackupError(f"The dump copied out of {tools.where} does not match the checksums computed inside it.")
-    return rel
+    known: dict[str, str | None] = {f"{rel}/{path}": digest for path, digest in copied.items()}
+    return rel, known
 
 
 def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> dict[str, t.Any]:
@@ -377,7 +379,7 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
         with ThreadPoolExecutor(max_workers=1) as pool:
             counting = pool.submit(catalog, conn)
             try:
-                rel = dump(tools, p, work, snapshot)
+                rel, known = dump(tools, p, work, snapshot)
             except BackupError:
                 conn.cancel()  # the counts are not needed any more, and may wait on the same lock the dump did
                 raise
@@ -390,7 +392,7 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
     if p["globals"]:
         globals_rel = "globals.sql"
         try:
-            tools.must(
+            known[globals_rel] = tools.must(
                 "pg_dumpall",
                 "--globals-only",
                 *tools.conn_args,
@@ -406,7 +408,7 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
                 raise BackupError("pg_dumpall's output lacks its closing line; the roles were not saved in full.")
     secure_tree(work)
     fsync_tree(work)
-    entries = file_entries(work)
+    entries = file_entries(work, known)
     dump_entries = [e for e in entries if e["path"] == rel or e["path"].startswith(f"{rel}/")]
     finished = time.time()
     return seal(

@@ -188,10 +188,12 @@ manifest:
   returned: with O(operation=restore)
   type: dict
 elapsed:
-  description: Seconds spent verifying, restoring, checking and swapping (C(total) is the recovery time).
+  description:
+    - Seconds spent verifying, restoring, checking and swapping; C(total) is their sum, the recovery time.
+    - C(cleanup) is the time after the swap spent dropping earlier copies (O(keep_previous)).
   returned: after a restore
   type: dict
-  sample: {verify: 0.1, restore: 3.2, check: 0.6, swap: 0.1, total: 4.1}
+  sample: {verify: 0.1, restore: 3.2, check: 0.6, swap: 0.1, total: 4.1, cleanup: 0.0}
 """
 
 import os
@@ -585,6 +587,7 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
             "check": round(checked - loaded, 3),
             "swap": round(done - checked, 3),
             "total": round(done - started, 3),
+            "cleanup": round(time.monotonic() - done, 3),
         },
     )
     return result

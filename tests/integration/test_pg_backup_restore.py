@@ -393,7 +393,7 @@ def test_a_backup_restores_on_another_host_with_equal_data_and_its_roles(
     assert not result["failed"] and result["previous_db"] is None, result
     assert tables(drill1, "app_copy") == tables(lab1, "app")
     assert result["row_counts"] == app["manifest"]["tables"]
-    assert set(result["elapsed"]) == {"verify", "restore", "check", "swap", "total"}
+    assert set(result["elapsed"]) == {"verify", "restore", "check", "swap", "total", "cleanup"}
     drop_databases(drill1, "app_copy")
     # drill1's own app role, which the backup has too, kept its password.
     assert query(drill1, "postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'") == app_password
