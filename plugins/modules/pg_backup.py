@@ -245,10 +245,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
-    connect_params,
+    connect,
     connection_argument_spec,
     ensure_libs,
-    psycopg2,
 )
 
 APPLICATION = "stackops-pg_backup"
@@ -358,20 +357,18 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
     started = time.time()
     tools = Tools(module, p, APPLICATION)
     dump_major, dump_version = tools.version("pg_dump")
-    try:
-        conn = psycopg2.connect(**connect_params({**p, "login_db": p["db"]}, APPLICATION))
-    except DatabaseError as exc:
+    conn, why = connect({**p, "login_db": p["db"]}, APPLICATION)
+    if conn is None:
         raise BackupError(
-            f"Cannot connect to database {p['db']} at {p['login_host']}:{p['login_port']} as {p['login_user']}: "
-            f"{str(exc).strip().splitlines()[0]}"
-        ) from None
+            f"Cannot connect to database {p['db']} at {p['login_host']}:{p['login_port']} as {p['login_user']}: {why}"
+        )
     try:
         if dump_major < conn.server_version // 10000:
             raise BackupError(
                 f"pg_dump {dump_major} in {tools.where} cannot dump a PostgreSQL {conn.server_version // 10000} "
                 "server; install the matching client, or run it inside the compose service (compose_project_src)."
             )
-        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
         with conn.cursor() as cur:
             cur.execute(DATABASE_INFO)
             snapshot, version, version_num, owner, encoding, collate, ctype = cur.fetchone()

@@ -22,7 +22,7 @@ description:
   - Only then are the names swapped, in one transaction. The database that was O(db) becomes
     C(<db>_pre_restore_<time>) and stays until a later run drops it (O(keep_previous)). On any failure before the
     swap, the new database is dropped and O(db) is as it was.
-  - An O(db) that holds tables is replaced only with O(force=true), and one with connected sessions only with
+  - A target O(db) that holds tables is replaced only with O(force=true), and one with connected sessions only with
     O(terminate_connections=true); without them the run fails before it changes anything. One restore at a time
     per O(db) (an advisory lock on the server); new databases left by a killed run are found by their comment
     and dropped.

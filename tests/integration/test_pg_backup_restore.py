@@ -337,9 +337,9 @@ def test_a_wrong_password_fails_clearly_and_writes_nothing(lab1: lab.Host, app_s
 def test_retention_keeps_the_newest_verified_and_ignores_failed_ones(lab1: lab.Host, fragile: str, root: Path) -> None:
     dest = root / "retention"
     paths = []
-    for _ in range(3):
+    for run in range(3):
         result = backup(lab1, fragile, dest, retention_count=2)
-        assert not result["failed"], result
+        assert not result["failed"], (run, result)
         paths.append(result["path"])
     assert result["removed"] == [paths[0]]
     # A newer set that failed verification is neither counted nor removed, nor picked.
