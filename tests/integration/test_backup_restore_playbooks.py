@@ -73,9 +73,13 @@ def test_backup_runbook_stops_writers_copies_and_verifies(lab2: lab.Host, tmp_pa
     before = sorted(p.name for p in dest.iterdir()) if dest.exists() else []
     # The lab has no backups until the first run: check mode must not create them either.
     app_before = started_at(lab2, "app")
+    store = lab.ROOT / "backup-copies"
+    shutil.rmtree(store, ignore_errors=True)
     extravars = {
         "backup_stop_services": ["app"],
         "backup_copy_dir": str(tmp_path / "store"),
+        "backup_copy_host": "drill1",
+        "backup_copy_host_dir": str(store),
         "backup_retention_count": 1,
     }
 
@@ -84,8 +88,9 @@ def test_backup_runbook_stops_writers_copies_and_verifies(lab2: lab.Host, tmp_pa
     assert (sorted(p.name for p in dest.iterdir()) if dest.exists() else []) == before, "check mode wrote a backup"
     assert started_at(lab2, "app") == app_before, "check mode stopped the app"
 
-    run = run_playbook("stackops.runbooks.backup", limit="lab2", extravars=extravars)
+    run = run_playbook("stackops.runbooks.backup", limit="lab2", extravars=extravars, verbosity=3)
     run.assert_ok()
+    assert lab_credentials("lab2")["stackops_pg_password"] not in run.stdout, "the password is in the -vvv output"
     summary = run.artifacts["backup"]["lab2"]
     path = Path(summary["path"])
     assert path.parent == dest and path.is_dir() and summary["stale"] is False and summary["rows"] > 390000
@@ -95,6 +100,12 @@ def test_backup_runbook_stops_writers_copies_and_verifies(lab2: lab.Host, tmp_pa
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in path.iterdir())
     assert {p.stat().st_mode & 0o777 for p in copy.iterdir()} == {0o600} and copy.stat().st_mode & 0o777 == 0o700
     assert json.loads((copy / "manifest.json").read_text())["sha256"] == summary["sha256"]
+    # On to drill1 (the same machine in the lab, another SSH host): checked there, private.
+    remote = store / "lab2" / path.name
+    assert summary["copied_to_host"] == f"drill1:{remote}"
+    assert sorted(p.name for p in remote.iterdir()) == sorted(p.name for p in path.iterdir())
+    assert {p.stat().st_mode & 0o777 for p in remote.iterdir()} == {0o600} and remote.stat().st_mode & 0o777 == 0o700
+    shutil.rmtree(store)
 
     verify = run_playbook(
         "stackops.runbooks.backup", limit="lab2", tags="verify", extravars={"backup_max_age_hours": 1}
