@@ -44,3 +44,21 @@ options:
 requirements:
   - Docker Engine with Compose v2 >= 2.18.0 (the C(docker compose) plugin or a standalone v2 C(docker-compose)).
 """
+
+    # A program run inside a compose service instead of on the host (nginx_config, pg_backup, pg_restore): the
+    # project; each module documents its own compose_service.
+    PROJECT = r"""
+options:
+  compose_project_src:
+    description:
+      - The compose project whose service (O(compose_service)) runs the program, with C(docker compose exec). Leave
+        it out to run the host's program.
+    type: path
+  compose_project_name:
+    description: The compose project's name, when it is not the one Compose derives.
+    type: str
+  compose_files:
+    description: The compose files, when they are not the default ones.
+    type: list
+    elements: path
+"""

@@ -97,21 +97,10 @@ options:
     # Where pg_backup and pg_restore run the PostgreSQL client programs (_pgdump.py tools_argument_spec).
     TOOLS = r"""
 options:
-  compose_project_src:
-    description:
-      - The compose project whose postgres service runs the client programs (C(docker compose exec -T)), so they
-        always match the server's version and need not be installed on the host. Leave it out to run the host's
-        programs.
-    type: path
-  compose_project_name:
-    description: The compose project's name, when it is not the one Compose derives.
-    type: str
-  compose_files:
-    description: The compose files, when they are not the default ones.
-    type: list
-    elements: path
   compose_service:
-    description: The service that runs PostgreSQL, with O(compose_project_src).
+    description:
+      - The service that runs PostgreSQL, with O(compose_project_src). Its client programs always match the server's
+        version, and need not be installed on the host.
     type: str
     default: postgres
   jobs:

@@ -33,6 +33,7 @@ description:
     nginx reads them and says what to add when it does not.
 author: stackops developers (@stackops)
 extends_documentation_fragment:
+  - stackops.runbooks.compose.project
   - stackops.runbooks.attributes
 attributes:
   check_mode:
@@ -76,16 +77,6 @@ options:
   group:
     description: The file's group. Default keeps the existing group.
     type: str
-  compose_project_src:
-    description: The compose project that runs nginx. Leave it out for nginx on the host.
-    type: path
-  compose_project_name:
-    description: The compose project's name, when it is not the one Compose derives.
-    type: str
-  compose_files:
-    description: The compose files, when they are not the default ones.
-    type: list
-    elements: path
   compose_service:
     description: The service that runs nginx; needed with O(compose_project_src).
     type: str

@@ -36,6 +36,7 @@ author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.compose.project
   - stackops.runbooks.attributes
 options:
   db:

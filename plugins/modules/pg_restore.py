@@ -35,6 +35,7 @@ author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.compose.project
   - stackops.runbooks.attributes
 options:
   src:
@@ -414,7 +415,8 @@ class Restore:
             self.drop(name)
         return found
 
-    def create_roles(self, statements: list[str]) -> None:
+    def in_transaction(self, what: str, statements: list[t.Any]) -> None:
+        """All the statements or none of them."""
         self.admin.autocommit = False
         try:
             with self.admin.cursor() as cur:
@@ -423,7 +425,7 @@ class Restore:
             self.admin.commit()
         except DatabaseError as exc:
             self.admin.rollback()
-            raise BackupError(f"Creating the backup's roles failed: {str(exc).strip()}") from None
+            raise BackupError(f"{what} failed: {str(exc).strip()}") from None
         finally:
             self.admin.autocommit = True
 
@@ -479,19 +481,14 @@ class Restore:
                 "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()",
                 (self.db,),
             )
-        self.admin.autocommit = False
+        renames = [sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), db)]
+        if previous:
+            renames.insert(0, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(db, sql.Identifier(previous)))
         try:
-            with self.admin.cursor() as cur:
-                if previous:
-                    cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(db, sql.Identifier(previous)))
-                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), db))
-                cur.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(db))
-            self.admin.commit()
-        except DatabaseError as exc:
-            self.admin.rollback()
-            raise BackupError(f"Swapping {scratch} in as {self.db} failed: {str(exc).strip()}") from None
+            self.in_transaction(
+                f"Swapping {scratch} in as {self.db}", [*renames, sql.SQL("COMMENT ON DATABASE {} IS NULL").format(db)]
+            )
         finally:
-            self.admin.autocommit = True
             if previous and self.p["terminate_connections"]:
                 renamed = previous if self.exists(previous) else self.db
                 self.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(renamed)))
@@ -561,7 +558,7 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
     run.lock()
     result["dropped"] = run.drop_scratches()
     if statements:
-        run.create_roles(statements)
+        run.in_transaction("Creating the backup's roles", statements)
     run.create(scratch, manifest)
     try:
         run.load(tools, root, manifest, scratch)

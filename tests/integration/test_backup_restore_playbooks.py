@@ -10,32 +10,14 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 import lab
 from harness.paths import lab_credentials
+from harness.pg import query
 from harness.playbook import run_module, run_playbook
 
 NOTE = "written after the backup"
-
-
-def pg(host: lab.Host, db: str = "app") -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(
-        host=host.addr, user="postgres", dbname=db, password=lab_credentials(host.name)["stackops_pg_password"]
-    )
-    conn.autocommit = True
-    return conn
-
-
-def query(host: lab.Host, statement: str, args: tuple = (), db: str = "app") -> list[tuple]:
-    conn = pg(host, db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, args or None)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def started_at(host: lab.Host, service: str) -> str:
@@ -46,7 +28,7 @@ def started_at(host: lab.Host, service: str) -> str:
 
 
 def copies(host: lab.Host) -> list[str]:
-    return [n for (n,) in query(host, "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_%'", db="postgres")]
+    return [n for (n,) in query(host, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_%'")]
 
 
 @pytest.fixture
@@ -64,8 +46,8 @@ def lab2(hosts: dict) -> Iterator[lab.Host]:
         },
         hosts="lab2",
     ).assert_ok()
-    query(host, "DROP TABLE IF EXISTS public.restore_marker")
-    query(host, "DELETE FROM app.customers WHERE id >= 900000")
+    query(host, "app", "DROP TABLE IF EXISTS public.restore_marker")
+    query(host, "app", "DELETE FROM app.customers WHERE id >= 900000")
 
 
 def test_backup_runbook_stops_writers_copies_and_verifies(lab2: lab.Host, tmp_path: Path) -> None:
@@ -136,8 +118,8 @@ def test_a_failed_backup_still_starts_the_writers(lab2: lab.Host) -> None:
 def test_restore_runbook_swaps_in_the_backup_and_keeps_the_previous(lab2: lab.Host) -> None:
     taken = run_playbook("stackops.runbooks.backup", limit="lab2")
     taken.assert_ok()
-    query(lab2, "CREATE TABLE public.restore_marker (note text)")
-    query(lab2, "INSERT INTO public.restore_marker VALUES (%s)", (NOTE,))
+    query(lab2, "app", "CREATE TABLE public.restore_marker (note text)")
+    query(lab2, "app", "INSERT INTO public.restore_marker VALUES (%s)", (NOTE,))
 
     refused = run_playbook("stackops.runbooks.restore", limit="lab2")
     assert "lab2" in refused.failed_hosts() and "restore_confirm=true" in refused.stdout
@@ -147,8 +129,10 @@ def test_restore_runbook_swaps_in_the_backup_and_keeps_the_previous(lab2: lab.Ho
     summary = run.artifacts["restore"]["lab2"]
     assert summary["src"] == taken.artifacts["backup"]["lab2"]["path"] and summary["health"] == "ok"
     assert summary["previous_db"].startswith("app_pre_restore_") and summary["rows"] > 390000
-    assert query(lab2, "SELECT to_regclass('public.restore_marker')") == [(None,)], "app is not the backup's data"
-    assert query(lab2, "SELECT note FROM public.restore_marker", db=summary["previous_db"]) == [(NOTE,)]
+    assert query(lab2, "app", "SELECT to_regclass('public.restore_marker')") == [(None,)], (
+        "app is not the backup's data"
+    )
+    assert query(lab2, summary["previous_db"], "SELECT note FROM public.restore_marker") == [(NOTE,)]
     assert started_at(lab2, "app").endswith("true")
 
 
@@ -174,7 +158,9 @@ def test_a_stack_critical_on_the_restored_data_gets_the_previous_database_back(l
     taken.assert_ok()
     # A customer the health check requires, created after the backup: the restored data lacks it.
     query(
-        lab2, "INSERT INTO app.customers (id, email, name, country) VALUES (900001, 'late@example.test', 'Late', 'NZ')"
+        lab2,
+        "app",
+        "INSERT INTO app.customers (id, email, name, country) VALUES (900001, 'late@example.test', 'Late', 'NZ')",
     )
     endpoints = [
         {"name": "liveness", "url": f"http://{lab2.addr}/health"},
@@ -187,9 +173,9 @@ def test_a_stack_critical_on_the_restored_data_gets_the_previous_database_back(l
     )
     assert "lab2" in run.failed_hosts()
     assert "The restored database was set aside as app_reverted_" in run.stdout, run.stdout[-3000:]
-    assert query(lab2, "SELECT name FROM app.customers WHERE id = 900001") == [("Late",)]
+    assert query(lab2, "app", "SELECT name FROM app.customers WHERE id = 900001") == [("Late",)]
     assert started_at(lab2, "app").endswith("true")
     reverted = [n for n in copies(lab2) if n.startswith("app_reverted_")]
-    assert len(reverted) == 1 and query(
-        lab2, "SELECT count(*) FROM app.customers WHERE id = 900001", db=reverted[0]
-    ) == [(0,)]
+    assert len(reverted) == 1 and query(lab2, reverted[0], "SELECT count(*) FROM app.customers WHERE id = 900001") == [
+        (0,)
+    ]

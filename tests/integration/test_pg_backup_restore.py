@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from psycopg2 import sql
 
 import lab
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import seal, sha256_file
 from harness.paths import lab_credentials
+from harness.pg import connect as pg
+from harness.pg import query
 from harness.playbook import PlaybookRun, run_module
 
 BACKUP = "stackops.runbooks.pg_backup"
@@ -48,24 +49,6 @@ def backup(host: lab.Host, db: str, dest: Path, check: bool = False, **extra: ob
 def restore(host: lab.Host, db: str, src: Path | str | None = None, check: bool = False, **extra: object) -> dict:
     args = login(host, db=db, **({"src": str(src)} if src else {}), **extra)
     return outcome(run_module(RESTORE, args, hosts=host.name, check=check), host.name)
-
-
-def pg(host: lab.Host, db: str = "postgres") -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(
-        host=host.addr, user="postgres", dbname=db, password=lab_credentials(host.name)["stackops_pg_password"]
-    )
-    conn.autocommit = True
-    return conn
-
-
-def query(host: lab.Host, db: str, statement: str | sql.Composable, args: tuple = ()) -> list[tuple]:
-    conn = pg(host, db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, args or None)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def databases(host: lab.Host) -> set[str]:
