@@ -30,6 +30,7 @@ description:
     reported in RV(unverified), never removed.
   - O(operation=check) takes no backup. It lists the backups in O(dest), re-verifies every file of the newest
     against its manifest (a failure fails the task), and warns when it is older than O(max_age_hours).
+  - With O(sentinel), a row written just before the snapshot marks the backup's moment in the data itself.
   - Files are C(0600), directories C(0700). The password reaches the programs through the environment (PGPASSWORD)
     only; a pgpass file (C(PGPASSFILE)) works when O(login_password) is not set.
 author: stackops developers (@stackops)
@@ -86,6 +87,15 @@ options:
     description: Seconds to wait for another run on the same database and O(dest) to finish.
     type: int
     default: 0
+  sentinel:
+    description:
+      - Write a row into C(stackops.backup_sentinel) of O(db) (the schema and table are created if missing; rows
+        older than 35 days are deleted) right before the snapshot is taken, and record its token in the manifest.
+        A restore drill (M(stackops.runbooks.pg_restore) O(stackops.runbooks.pg_restore#module:operation=drill))
+        then proves the restored data reaches up to the moment of the backup.
+      - This writes to the database, so it is off by default.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -155,8 +165,8 @@ size:
   returned: with O(operation=backup), not in check mode
   type: int
 manifest:
-  description: The backup's manifest, as written to C(manifest.json).
-  returned: with O(operation=backup), not in check mode
+  description: The backup's manifest, as written to C(manifest.json); with O(operation=check), the newest one's.
+  returned: with O(operation=backup) (not in check mode), and with O(operation=check) when there is a backup
   type: dict
   sample:
     database: app
@@ -250,6 +260,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import
     connection_argument_spec,
     ensure_libs,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import SENTINEL_TABLE, SENTINEL_WRITE
 
 APPLICATION = "stackops-pg_backup"
 DATABASE_INFO = """
@@ -272,6 +283,7 @@ def argument_spec() -> dict[str, t.Any]:
         retention_days={"type": "float"},
         max_age_hours={"type": "float"},
         lock_timeout={"type": "int", "default": 0},
+        sentinel={"type": "bool", "default": False},
     )
     return spec
 
@@ -306,7 +318,8 @@ def check(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
         problems = verify_files(best.path, read_manifest(best.path))
         if problems:
             raise BackupError(f"The newest backup {best.path} is damaged: {'; '.join(problems)}.", **result)
-        result.update(newest=best.as_dict(now), age_hours=round(age or 0.0, 4))
+        manifest = read_manifest(best.path)
+        result.update(newest=best.as_dict(now), age_hours=round(age or 0.0, 4), manifest=manifest)
     if p["max_age_hours"] is not None:
         result["stale"] = age is None or age > p["max_age_hours"]
         if best is None:
@@ -369,6 +382,11 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
                 f"pg_dump {dump_major} in {tools.where} cannot dump a PostgreSQL {conn.server_version // 10000} "
                 "server; install the matching client, or run it inside the compose service (compose_project_src)."
             )
+        if p["sentinel"]:
+            # Committed before the snapshot exists, so the dump has it; a restore drill looks for it.
+            with conn.cursor() as cur:
+                for statement in SENTINEL_WRITE:
+                    cur.execute(statement, (name,) if "%s" in statement else None)
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
         with conn.cursor() as cur:
             cur.execute(DATABASE_INFO)
@@ -441,6 +459,7 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
             "finished_epoch": finished,
             "duration_s": round(finished - started, 3),
             "verified": ["pg_restore -f /dev/null (full read)", "sha256 of every file"],
+            "sentinel": {"table": SENTINEL_TABLE, "token": name} if p["sentinel"] else None,
             **recorded,
         }
     )

@@ -65,8 +65,11 @@ options:
       - V(cleanup) drops the earlier copies C(<db>_pre_restore_<time>) beyond the newest O(keep_previous), and the
         C(<db>_reverted_<time>) ones beyond as many.
       - V(revert) puts the newest earlier copy back as O(db).
+      - V(drill) proves the backup can be restored, and replaces nothing. It restores into C(<db>_restore_<time>),
+        runs every check, and always drops that database again, also when a step fails. O(db) is only the name's
+        base; a database of that name is never touched.
     type: str
-    choices: [restore, cleanup, revert]
+    choices: [restore, drill, cleanup, revert]
     default: restore
   force:
     description:
@@ -84,6 +87,30 @@ options:
       - After a successful restore (or with O(operation=cleanup)), drop the C(<db>_pre_restore_<time>) databases
         beyond the newest this many. V(0) drops them all. Not set, they are all kept.
     type: int
+  require_sentinel:
+    description:
+      - Fail when the backup has no sentinel row (taken without O(stackops.runbooks.pg_backup#module:sentinel)).
+        Without it such a backup's sentinel check is reported as skipped. A backup with a sentinel always has it
+        checked.
+    type: bool
+    default: false
+  amcheck:
+    description:
+      - Before the swap (or the drill's drop), check every B-tree index with C(bt_index_check(index, true)), which
+        also proves every table row is in its indexes, and every table with C(verify_heapam) (PostgreSQL 14 and
+        later). The C(amcheck) extension is created in the restored database when missing; where it cannot be,
+        the check is reported as skipped.
+    type: bool
+    default: false
+  smoke_queries:
+    description:
+      - Queries run read-only in the restored database before the swap, each C({name, query, expect}). With a
+        list as C(expect), the rows must equal it; with a scalar, the first column of the first row must (compared
+        as text); without C(expect), the query must only succeed. A failed query or answer fails the run before
+        the swap.
+    type: list
+    elements: dict
+    default: []
   restore_globals:
     description:
       - Create the roles of the backup's C(globals.sql) that this server lacks, before the restore, so that owners
@@ -130,6 +157,22 @@ EXAMPLES = r"""
     login_host: drill.internal
     login_password: "{{ drill_pg_password }}"
 
+- name: Restore drill - prove the newest backup on a scratch server, with checks, and drop it again
+  stackops.runbooks.pg_restore:
+    operation: drill
+    src: /srv/drill/copies/db1
+    pick: latest
+    db: db1_app
+    login_host: drill.internal
+    login_password: "{{ drill_pg_password }}"
+    amcheck: true
+    require_sentinel: true
+    smoke_queries:
+      - name: customers
+        query: SELECT count(*) > 0 FROM app.customers
+        expect: true
+  register: drill
+
 - name: A day later, drop the copies kept by earlier restores
   stackops.runbooks.pg_restore:
     operation: cleanup
@@ -145,8 +188,10 @@ src:
   type: str
   sample: /var/backups/postgres/app-20261123T020000Z
 restored_db:
-  description: The database that now holds the backup, or with O(operation=revert) the earlier copy (O(db)).
-  returned: with O(operation=restore) or V(revert)
+  description:
+    - The database that now holds the backup, or with O(operation=revert) the earlier copy (O(db)).
+    - With O(operation=drill), the database the drill restored into and dropped.
+  returned: with O(operation=restore), V(drill) or V(revert)
   type: str
   sample: app
 previous_db:
@@ -174,6 +219,18 @@ plan:
   returned: always
   type: list
   elements: str
+proofs:
+  description:
+    - Every check, in order, as C({name, passed, detail}); C(passed) is null for a skipped one. Names are
+      C(checksums), C(row_counts), C(objects), C(sequences), C(sentinel), C(amcheck) and C(smoke:<name>).
+    - Also returned when the run fails, up to the failed check.
+  returned: with O(operation=restore) or V(drill)
+  type: list
+  elements: dict
+  sample:
+    - name: sentinel
+      passed: true
+      detail: row app-20261123T020000Z written at 2026-11-23 02:00:00+00 before the backup is in the restored data
 roles_created:
   description: Roles created from the backup's globals.
   returned: with O(operation=restore)
@@ -229,6 +286,13 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import
     ensure_libs,
     rows,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import (
+    amcheck,
+    check_smoke_spec,
+    proof,
+    sentinel,
+    smoke,
+)
 
 try:
     from psycopg2 import sql
@@ -257,11 +321,14 @@ def argument_spec() -> dict[str, t.Any]:
         pick={"type": "str", "choices": ["latest"]},
         source_db={"type": "str"},
         db={"type": "str", "required": True},
-        operation={"type": "str", "choices": ["restore", "cleanup", "revert"], "default": "restore"},
+        operation={"type": "str", "choices": ["restore", "drill", "cleanup", "revert"], "default": "restore"},
         force={"type": "bool", "default": False},
         terminate_connections={"type": "bool", "default": False},
         keep_previous={"type": "int"},
         restore_globals={"type": "bool", "default": True},
+        require_sentinel={"type": "bool", "default": False},
+        amcheck={"type": "bool", "default": False},
+        smoke_queries={"type": "list", "elements": "dict", "default": []},
     )
     return spec
 
@@ -291,6 +358,7 @@ def check_inputs(p: dict[str, t.Any]) -> None:
         return
     if not p["src"]:
         raise BackupError("src is required to restore: a backup directory, or the backup folder with pick=latest.")
+    check_smoke_spec(p["smoke_queries"])
     if p["jobs"] < 1:
         raise BackupError(f"jobs must be 1 or more, not {p['jobs']}.")
     if len(f"{p['db']}_pre_restore_00000000000000".encode()) > MAX_NAME:
@@ -373,6 +441,11 @@ def plan_restore(
         f"create database {scratch} and restore the dump into it with pg_restore --exit-on-error",
         f"ANALYZE {scratch} and compare its row counts, objects and sequences with the manifest",
     ]
+    extra = ["the sentinel row"] + (["amcheck"] if p["amcheck"] else [])
+    extra += [f"smoke query {q['name']}" for q in p["smoke_queries"]]
+    steps.append(f"check {', '.join(extra)}")
+    if p["operation"] == "drill":
+        return [*steps, f"drop {scratch}: a drill replaces nothing"]
     if target.sessions:
         steps.append(f"end the {len(target.sessions)} sessions connected to {db}")
     if target.exists:
@@ -452,21 +525,44 @@ class Restore:
             tools.copy(path, f"{tools.service}:{inside}/")
             tools.must("pg_restore", *args, f"{inside}/{os.path.basename(path)}", what="The restore")
 
-    def check(self, scratch: str, manifest: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, int]]:
+    def check(
+        self, scratch: str, manifest: dict[str, t.Any], proofs: list[dict[str, t.Any]]
+    ) -> tuple[dict[str, t.Any], dict[str, int]]:
+        """ANALYZE, then the manifest's counts, then the sentinel, amcheck and smoke queries as asked; every proof
+        is appended to proofs, and the first failed one fails the run."""
         conn, why = connect({**self.p, "login_db": scratch}, APPLICATION)
         if conn is None:
             raise BackupError(f"Cannot connect to the restored database {scratch}: {why}")
         try:
             with conn.cursor() as cur:
                 cur.execute("ANALYZE")
-            found = catalog(conn)
+                found = catalog(conn)
+                problems = compare(manifest, found)
+                tables = f"{len(found['tables'])} tables with the backup's row counts"
+                proofs += [
+                    proof("row_counts", not problems, "; ".join(problems) if problems else tables),
+                    proof(
+                        "objects",
+                        not problems,
+                        ", ".join(f"{n} {kind}" for kind, n in sorted(found["objects"].items())),
+                    ),
+                    proof("sequences", not problems, f"{len(found['sequences'])} sequences at the backup's values"),
+                ]
+                if problems:
+                    raise BackupError(f"The restored data does not match the backup's manifest: {'; '.join(problems)}.")
+                proofs.append(sentinel(cur, manifest, self.p["require_sentinel"]))
+                if self.p["amcheck"]:
+                    proofs.append(amcheck(cur))
+            conn.set_session(readonly=True, autocommit=False)
+            with conn.cursor() as cur:
+                proofs += [smoke(cur, query) for query in self.p["smoke_queries"]]
         finally:
             conn.close()
-        problems = compare(manifest, found)
-        if problems:
-            raise BackupError(f"The restored data does not match the backup's manifest: {'; '.join(problems)}.")
+        failed = [f"{p['name']}: {p['detail']}" for p in proofs if p["passed"] is False]
+        if failed:
+            raise BackupError(f"The restored database failed its checks: {'; '.join(failed)}.")
         return {
-            "tables": f"{len(found['tables'])} tables with the backup's row counts",
+            "tables": tables,
             "objects": found["objects"],
             "sequences": f"{len(found['sequences'])} sequences at the backup's values",
             "analyze": True,
@@ -511,15 +607,24 @@ class Restore:
         return gone
 
 
-def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[str, t.Any]:
-    started = time.monotonic()
-    root = locate(p)
-    manifest = read_manifest(root)
-    checks = prove(root, manifest)
-    verified = time.monotonic()
-    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    scratch, previous = f"{p['db']}_restore_{stamp}", f"{p['db']}_pre_restore_{stamp}"
-    target = inspect(p, admin)
+def client(module: AnsibleModule, p: dict[str, t.Any], manifest: dict[str, t.Any]) -> Tools:
+    """The pg_restore to use, refused when it is older than the server the backup came from."""
+    tools = Tools(module, p, APPLICATION)
+    restore_major, _text = tools.version("pg_restore")
+    dump_major = int(manifest["server_version_num"]) // 10000
+    if restore_major < dump_major:
+        raise BackupError(
+            f"pg_restore {restore_major} in {tools.where} cannot read a backup of PostgreSQL {dump_major}; use a "
+            "newer client, or run it inside the compose service (compose_project_src)."
+        )
+    return tools
+
+
+def missing_roles(
+    p: dict[str, t.Any], root: str, manifest: dict[str, t.Any], admin: t.Any
+) -> tuple[list[str], list[str]]:
+    """The statements creating the backup's roles this server lacks, and their names; BackupError when the owner
+    would still be missing."""
     existing = {r["rolname"] for r in rows(admin, "SELECT rolname FROM pg_catalog.pg_roles")}
     statements: list[str] = []
     roles: list[str] = []
@@ -531,27 +636,36 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
             f"Role {manifest['owner']}, owner of the backed-up database, does not exist on this server; create it, or "
             "set restore_globals=true (with a backup that has globals). Nothing was changed."
         )
+    return statements, roles
+
+
+def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[str, t.Any]:
+    started = time.monotonic()
+    root = locate(p)
+    manifest = read_manifest(root)
+    checks = prove(root, manifest)
+    verified = time.monotonic()
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    scratch, previous = f"{p['db']}_restore_{stamp}", f"{p['db']}_pre_restore_{stamp}"
+    drill = p["operation"] == "drill"
+    target = Target(exists=False) if drill else inspect(p, admin)
+    statements, roles = missing_roles(p, root, manifest, admin)
     steps = plan_restore(p, root, target, scratch, previous, roles)
     summary = {k: v for k, v in manifest.items() if k not in ("files", "tables", "sequences")}
+    proofs = [proof("checksums", True, checks["files"])]
     result: dict[str, t.Any] = {
         "changed": True,
         "src": root,
-        "restored_db": p["db"],
+        "restored_db": scratch if drill else p["db"],
         "previous_db": previous if target.exists else None,
         "plan": steps,
         "checks": checks,
+        "proofs": proofs,
         "roles_created": roles,
         "manifest": summary,
         "dropped": [],
     }
-    tools = Tools(module, p, APPLICATION)
-    restore_major, _text = tools.version("pg_restore")
-    dump_major = int(manifest["server_version_num"]) // 10000
-    if restore_major < dump_major:
-        raise BackupError(
-            f"pg_restore {restore_major} in {tools.where} cannot read a backup of PostgreSQL {dump_major}; use a "
-            "newer client, or run it inside the compose service (compose_project_src)."
-        )
+    tools = client(module, p, manifest)
     if module.check_mode:
         return result
     run = Restore(module, p, admin)
@@ -560,33 +674,36 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
     if statements:
         run.in_transaction("Creating the backup's roles", statements)
     run.create(scratch, manifest)
+    timings = {"verify": verified - started}
     try:
         run.load(tools, root, manifest, scratch)
-        loaded = time.monotonic()
-        more, counts = run.check(scratch, manifest)
-        checked = time.monotonic()
-        run.swap(scratch, previous if target.exists else None)
+        timings["restore"] = time.monotonic() - started - sum(timings.values())
+        more, counts = run.check(scratch, manifest, proofs)
+        timings["check"] = time.monotonic() - started - sum(timings.values())
+        if not drill:
+            run.swap(scratch, previous if target.exists else None)
+            timings["swap"] = time.monotonic() - started - sum(timings.values())
     except (BackupError, DatabaseError) as exc:
         run.drop(scratch)
+        what = "The drill of" if drill else "The restore of"
+        kept = f"{scratch} was dropped" if drill else f"{p['db']} is as it was ({scratch} was dropped)"
         raise BackupError(
-            f"The restore of {root} failed and {p['db']} is as it was ({scratch} was dropped): {str(exc).strip()}",
+            f"{what} {root} failed and {kept}: {str(exc).strip()}",
             roles_created=roles,
+            proofs=proofs,
+            dropped=[*result["dropped"], scratch],
+            elapsed={k: round(v, 3) for k, v in timings.items()},
         ) from None
+    timings["total"] = sum(timings.values())
     done = time.monotonic()
-    if p["keep_previous"] is not None:
+    if drill:
+        run.drop(scratch)
+        result["dropped"].append(scratch)
+    elif p["keep_previous"] is not None:
         result["dropped"] += run.prune(p["keep_previous"])
+    timings["cleanup"] = time.monotonic() - done
     checks.update(more)
-    result.update(
-        row_counts=counts,
-        elapsed={
-            "verify": round(verified - started, 3),
-            "restore": round(loaded - verified, 3),
-            "check": round(checked - loaded, 3),
-            "swap": round(done - checked, 3),
-            "total": round(done - started, 3),
-            "cleanup": round(time.monotonic() - done, 3),
-        },
-    )
+    result.update(row_counts=counts, elapsed={k: round(v, 3) for k, v in timings.items()})
     return result
 
 

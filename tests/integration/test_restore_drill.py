@@ -1,0 +1,198 @@
+"""The restore drill over SSH on the lab fleet: lab1 and lab2 drilled onto drill1. A pass proves the data; a damaged
+backup, a failing smoke query and a host lost mid-drill each fail that host alone, the others finish, the report
+says so, and nothing is left on the drill host or the controller."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+import lab
+from harness.paths import LAB_INVENTORY, REPO
+from harness.pg import query
+from harness.playbook import PlaybookRun, run_playbook
+
+PLAYBOOK = "stackops.runbooks.restore_drill"
+SCHEMA = json.loads((REPO / "docs" / "schemas" / "restore_drill.schema.json").read_text())
+WORK = Path("/var/tmp/stackops-restore-drill")
+
+
+def drill(report_dir: Path, inventory: Path = LAB_INVENTORY, **extravars: object) -> PlaybookRun:
+    return run_playbook(
+        PLAYBOOK, inventory=inventory, extravars={"restore_drill_report_dir": str(report_dir), **extravars}
+    )
+
+
+def evidence(run: PlaybookRun, report_dir: Path) -> dict:
+    """The run's JSON document, validated against the published schema, with its reports next to it."""
+    artifact = run.artifacts["restore_drill"]
+    document = json.loads(Path(artifact["report_json"]).read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert Path(artifact["report_md"]).read_text().startswith(f"# Restore drill {document['run_id']}")
+    html = Path(artifact["report_html"]).read_text()
+    assert "<svg" in html and "<script" not in html
+    assert artifact["summary"] == document["summary"]
+    assert sorted(p.name for p in report_dir.iterdir() if p.name.startswith(".")) == [], "staging left behind"
+    return document
+
+
+def by_host(document: dict) -> dict[str, dict]:
+    return {r["host"]: r for r in document["results"]}
+
+
+def nothing_left(drill_host: lab.Host) -> None:
+    left = query(drill_host, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%\\_restore\\_%'")
+    assert left == [], f"scratch databases left on drill1: {left}"
+    assert not WORK.exists() or list(WORK.iterdir()) == [], f"copies left on drill1: {list(WORK.iterdir())}"
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    return tmp_path / "reports"
+
+
+def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, reports: Path) -> None:
+    smoke = [{"name": "customers", "query": "SELECT count(*) FROM app.customers", "expect": 20000}]
+    first = drill(
+        reports, restore_drill_fresh_backup=True, restore_drill_negative_control=True, restore_drill_smoke_queries=smoke
+    )
+    first.assert_ok()
+    document = evidence(first, reports)
+    assert document["summary"] == {
+        "databases": 2,
+        "passed": 2,
+        "failed": 0,
+        "unreachable": 0,
+        "status": "pass",
+        "failed_hosts": [],
+    }
+    for name, result in by_host(document).items():
+        checks = {c["name"]: c for c in result["checks"]}
+        assert result["drill_host"] == "drill1" and result["backup"]["fresh"], result
+        assert all(checks[n]["passed"] for n in ("checksums", "row_counts", "sentinel", "amcheck", "smoke:customers"))
+        assert checks["negative_control"]["passed"] and "sha256" in checks["negative_control"]["detail"]
+        assert result["rto_s"] > 0 and 0 <= result["rpo_hours"] < 1 and result["rows"] > 390000
+        assert result["cleanup"]["files_removed"] and result["cleanup"]["dropped"][0].startswith(f"{name}_app_restore_")
+    nothing_left(hosts["drill1"])
+
+    # A second run drills the newest backups as they are, and its report shows both runs in the trend.
+    second = drill(reports)
+    second.assert_ok()
+    assert len(list(reports.glob("restore-drill-*.json"))) == 2
+    assert document["run_id"] in Path(second.artifacts["restore_drill"]["report_md"]).read_text()
+
+
+def test_a_damaged_backup_and_a_wrong_answer_fail_their_host_and_are_cleaned_up(hosts: dict, reports: Path) -> None:
+    """lab2's newest backup gets a flipped byte; lab1's restored data answers a smoke query wrongly."""
+    backup = run_playbook("stackops.runbooks.backup", limit="lab2")
+    backup.assert_ok()
+    dump = Path(backup.artifacts["backup"]["lab2"]["path"]) / "app.dump"
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    dump.write_bytes(bytes(data))
+    try:
+        wrong = [{"name": "customers", "query": "SELECT count(*) FROM app.customers", "expect": 1}]
+        run = drill(reports, restore_drill_smoke_queries=wrong)
+        assert run.failed_hosts() == {"localhost"}, "only the report play fails the run"
+        document = evidence(run, reports)
+        results = by_host(document)
+        assert document["summary"]["status"] == "fail" and document["summary"]["failed_hosts"] == ["lab1", "lab2"]
+        assert results["lab2"]["status"] == "fail" and "app.dump has sha256" in results["lab2"]["reason"]
+        assert results["lab1"]["status"] == "fail" and "smoke:customers" in results["lab1"]["reason"]
+        smoke = next(c for c in results["lab1"]["checks"] if c["name"] == "smoke:customers")
+        assert smoke == {"name": "smoke:customers", "passed": False, "detail": "answered [[20000]], expected 1"}
+        assert results["lab1"]["cleanup"]["dropped"], "the failed restore's database was not dropped"
+        nothing_left(hosts["drill1"])
+    finally:
+        shutil.rmtree(dump.parent)
+
+
+class Forwarder:
+    """lab2's SSH reached through a relay on another loopback address; closing it takes lab2 down mid-run."""
+
+    def __init__(self, listen: str, target: tuple[str, int]) -> None:
+        self.server = socket.create_server((listen, target[1]))
+        self.target = target
+        self.sockets: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _addr = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def lab2_through_relay(tmp_path: Path) -> Iterator[tuple[Path, Forwarder]]:
+    inventory = tmp_path / "inventory"
+    shutil.copytree(LAB_INVENTORY, inventory)
+    hosts_file = inventory / "hosts.yml"
+    spec = yaml.safe_load(hosts_file.read_text())
+    spec["all"]["children"]["stack"]["hosts"]["lab2"] = {
+        "ansible_host": "127.0.2.12",
+        "ansible_ssh_extra_args": "-o HostKeyAlias=[127.0.2.2]:2222",
+        "stackops_pg_host": "127.0.2.2",
+        "stackops_redis_host": "127.0.2.2",
+    }
+    hosts_file.write_text(yaml.safe_dump(spec))
+    relay = Forwarder("127.0.2.12", ("127.0.2.2", 2222))
+    yield inventory, relay
+    relay.close()
+
+
+def test_a_host_lost_mid_drill_is_reported_and_the_others_finish(
+    hosts: dict, reports: Path, lab2_through_relay: tuple[Path, Forwarder]
+) -> None:
+    inventory, relay = lab2_through_relay
+    backups = lab.ROOT / "backups" / "lab2"
+    before = set(backups.glob("app-*")) if backups.exists() else set()
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(run=drill(reports, inventory=inventory, restore_drill_fresh_backup=True))
+    )
+    worker.start()
+    # lab2 answers until its fresh backup is taken, then its SSH goes away.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (set(backups.glob("app-*")) - before):
+        time.sleep(0.05)
+    relay.close()
+    worker.join(timeout=600)
+    run: PlaybookRun = result["run"]
+    assert "lab2" in run.stats.get("dark", {}), run.stdout[-3000:]
+    document = evidence(run, reports)
+    results = by_host(document)
+    assert results["lab1"]["status"] == "pass", results["lab1"]
+    assert results["lab2"]["status"] == "unreachable" and results["lab2"]["reason"].startswith("no result")
+    assert document["summary"]["unreachable"] == 1 and document["summary"]["failed_hosts"] == ["lab2"]
+    nothing_left(hosts["drill1"])
