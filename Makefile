@@ -49,15 +49,17 @@ lab-down: venv
 lab-status: venv
 	$(BIN)/python lab/lab.py status
 
+# The main job on the lab: health check, nightly backup of lab1 and lab2, restore drill onto drill1 (its progress,
+# a one-screen summary and the report's paths).
 demo: lab-up
-	ansible-playbook -i inventories/lab stackops.runbooks.stack_facts
 	ansible-playbook -i inventories/lab stackops.runbooks.health_check
-	ansible-playbook -i inventories/lab stackops.runbooks.recover_service
+	ansible-playbook -i inventories/lab stackops.runbooks.backup
+	$(BIN)/python -m stackops_cli drill -i inventories/lab -e restore_drill_negative_control=true
 
 lint: venv collection
 	ruff check .
 	ruff format --check .
-	mypy $(COLLECTION)/plugins lab/lab.py tests/harness
+	mypy $(COLLECTION)/plugins lab/lab.py tests/harness stackops_cli
 	ansible-lint
 
 # ansible-test bootstraps pip in each fresh venv from a download: seed_get_pip gives it a local stand-in.

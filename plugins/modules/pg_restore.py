@@ -419,6 +419,8 @@ def plan_restore(
 ) -> list[str]:
     """The steps, or BackupError when the target may not be replaced; nothing has changed yet either way."""
     db = p["db"]
+    if p["operation"] == "drill":
+        target = Target(exists=False)  # a drill never touches a database of that name
     if target.tables and not p["force"]:
         shown = ", ".join(target.tables[:5]) + (" ..." if len(target.tables) > 5 else "")
         raise BackupError(

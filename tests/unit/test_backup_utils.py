@@ -716,8 +716,19 @@ def test_plan_for_a_new_database() -> None:
         f"verify {ROOT} against its manifest",
         f"create database {SCRATCH} and restore the dump into it with pg_restore --exit-on-error",
         f"ANALYZE {SCRATCH} and compare its row counts, objects and sequences with the manifest",
+        "check the sentinel row",
         f"rename {SCRATCH} to app",
     ]
+
+
+def test_plan_of_a_drill_replaces_nothing() -> None:
+    target = pg_restore.Target(exists=True, tables=["public.customers"], sessions=SESSIONS)
+    steps = plan(target, operation="drill", amcheck=True, smoke_queries=[{"name": "customers", "query": "SELECT 1"}])
+    assert steps[-2:] == [
+        "check the sentinel row, amcheck, smoke query customers",
+        f"drop {SCRATCH}: a drill replaces nothing",
+    ]
+    assert not any("rename" in step for step in steps)
 
 
 def test_plan_replacing_a_database() -> None:
@@ -728,6 +739,7 @@ def test_plan_replacing_a_database() -> None:
         'create the missing roles reporting, Report "Team"',
         f"create database {SCRATCH} and restore the dump into it with pg_restore --exit-on-error",
         f"ANALYZE {SCRATCH} and compare its row counts, objects and sequences with the manifest",
+        "check the sentinel row",
         "end the 2 sessions connected to app",
         f"in one transaction, rename app to {PREVIOUS} and {SCRATCH} to app",
         "drop the earlier copies of app beyond the newest 1",
