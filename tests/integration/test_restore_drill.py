@@ -196,3 +196,21 @@ def test_a_host_lost_mid_drill_is_reported_and_the_others_finish(
     assert results["lab2"]["status"] == "unreachable" and results["lab2"]["reason"].startswith("no result")
     assert document["summary"]["unreachable"] == 1 and document["summary"]["failed_hosts"] == ["lab2"]
     nothing_left(hosts["drill1"])
+
+
+def test_a_drill_beside_production_on_the_same_host_touches_nothing(hosts: dict, reports: Path) -> None:
+    """No drill host: lab1's backup restored on lab1's own server, into a scratch database dropped afterwards."""
+    lab1 = hosts["lab1"]
+    before = query(lab1, "postgres", "SELECT datname FROM pg_database ORDER BY 1")
+    counts = query(lab1, "app", "SELECT count(*) FROM app.orders")
+    run = run_playbook(
+        PLAYBOOK,
+        limit="lab1",
+        extravars={"restore_drill_report_dir": str(reports), "restore_drill_target": "{{ inventory_hostname }}"},
+    )
+    run.assert_ok()
+    document = evidence(run, reports)
+    (result,) = document["results"]
+    assert result["host"] == result["drill_host"] == "lab1" and result["status"] == "pass", result
+    assert query(lab1, "postgres", "SELECT datname FROM pg_database ORDER BY 1") == before
+    assert query(lab1, "app", "SELECT count(*) FROM app.orders") == counts
