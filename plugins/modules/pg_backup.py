@@ -315,10 +315,10 @@ def check(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     best = newest(sets, p["db"])
     age = None if best is None else (now - (best.finished or now)) / 3600
     if best is not None:
-        problems = verify_files(best.path, read_manifest(best.path))
+        manifest = read_manifest(best.path)
+        problems = verify_files(best.path, manifest)
         if problems:
             raise BackupError(f"The newest backup {best.path} is damaged: {'; '.join(problems)}.", **result)
-        manifest = read_manifest(best.path)
         result.update(newest=best.as_dict(now), age_hours=round(age or 0.0, 4), manifest=manifest)
     if p["max_age_hours"] is not None:
         result["stale"] = age is None or age > p["max_age_hours"]
