@@ -6,7 +6,6 @@ applied or the image built, done on the files.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dateutil.rrule import rrulestr
 
 from harness.paths import REPO
 
@@ -232,12 +232,9 @@ def awx_rrule_errors(rrule: str) -> list[str]:
 def test_schedule_rrule_is_accepted_and_fires(schedule: dict[str, t.Any]) -> None:
     rrule = schedule["rrule"]
     assert not awx_rrule_errors(rrule), f"{schedule['name']}: {awx_rrule_errors(rrule)}"
-    if importlib.util.find_spec("dateutil") is not None:
-        from dateutil.rrule import rrulestr  # noqa: PLC0415 - python-dateutil is a dev tool, checked above
-
-        # AWX separates DTSTART and RRULE with a space; dateutil wants lines.
-        occurrences = rrulestr(rrule.replace(" ", "\n"))
-        assert occurrences[0] is not None and occurrences[1] > occurrences[0], schedule["name"]
+    # AWX separates DTSTART and RRULE with a space; dateutil wants lines.
+    occurrences = rrulestr(rrule.replace(" ", "\n"))
+    assert occurrences[0] is not None and occurrences[1] > occurrences[0], schedule["name"]
 
 
 def test_the_schedules_the_runbooks_need() -> None:
@@ -354,7 +351,6 @@ def test_collection_requirements_install_this_collection() -> None:
     assert load(EE_FILE)["dependencies"]["galaxy"] == "collections/requirements.yml"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ansible_builder") is None, reason="ansible-builder is not installed")
 def test_ansible_builder_creates_the_build_context(tmp_path: Path) -> None:
     context = tmp_path / "context"
     proc = subprocess.run(
