@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import lab
 from harness.labctl import lab_up
-from harness.playbook import run_playbook
+from harness.playbook import PlaybookRun, run_playbook
 
 PLAYBOOK = "stackops.runbooks.maintenance_window"
 
@@ -68,23 +68,21 @@ def webhook(host: lab.Host) -> Iterator[tuple[str, list[dict]]]:
         server.server_close()
 
 
-def window(url: str, **extra: object) -> dict:
-    return {"maintenance_window_webhook": url, "maintenance_window_reason": "test window", **extra}
+def window(url: str, **extra: object) -> PlaybookRun:
+    """The window on lab2, announcing to url."""
+    extravars = {"maintenance_window_webhook": url, "maintenance_window_reason": "test window", **extra}
+    return run_playbook(PLAYBOOK, limit="lab2", extravars=extravars)
 
 
 def test_a_window_serves_503_during_the_work_and_the_site_after(hosts: dict) -> None:
     lab2 = hosts["lab2"]
     app_before = lab.compose(lab2, "ps", "-q", "app").stdout.strip()
     with webhook(lab2) as (url, events):
-        run = run_playbook(
-            PLAYBOOK,
-            limit="lab2",
-            extravars=window(
-                url,
-                # The app is stopped for the work; nginx keeps answering with the page (a step such as
-                # recover_service would restart nginx after the app, as its dependant, and refuse connections).
-                maintenance_window_stop_services=["app"],
-            ),
+        run = window(
+            url,
+            # The app is stopped for the work; nginx keeps answering with the page (a step such as
+            # recover_service would restart nginx after the app, as its dependant, and refuse connections).
+            maintenance_window_stop_services=["app"],
         )
     run.assert_ok()
     assert [(e["event"], e["host"], e["reason"]) for e in events] == [
@@ -105,15 +103,11 @@ def test_a_window_serves_503_during_the_work_and_the_site_after(hosts: dict) -> 
 def test_a_failing_step_leaves_maintenance_when_the_stack_is_healthy(hosts: dict) -> None:
     lab2 = hosts["lab2"]
     with webhook(lab2) as (url, events):
-        run = run_playbook(
-            PLAYBOOK,
-            limit="lab2",
-            extravars=window(
-                url,
-                maintenance_window_steps=[{"role": "stackops.runbooks.recover_service"}],
-                # An emergency mode without its confirmation: the step refuses, for real.
-                recover_service_mode="full_restart",
-            ),
+        run = window(
+            url,
+            maintenance_window_steps=[{"role": "stackops.runbooks.recover_service"}],
+            # An emergency mode without its confirmation: the step refuses, for real.
+            recover_service_mode="full_restart",
         )
     assert run.failed_hosts() == {"lab2"}
     message = run.result("lab2", "Fail with the state the site was left in")["msg"]
@@ -130,7 +124,7 @@ def test_an_unhealthy_stack_stays_in_maintenance_and_says_why(hosts: dict) -> No
     lab.compose(lab2, "stop", "redis")
     try:
         with webhook(lab2) as (url, events):
-            run = run_playbook(PLAYBOOK, limit="lab2", extravars=window(url))
+            run = window(url)
         assert run.failed_hosts() == {"lab2"}
         message = run.result("lab2", "Fail with the state the site was left in")["msg"]
         assert "so the site stays in maintenance" in message and "stackops-lab2-redis-1 is exited" in message
