@@ -15,7 +15,7 @@ import pytest
 import lab
 from harness.paths import lab_credentials
 from harness.pg import query
-from harness.playbook import run_module, run_playbook
+from harness.playbook import assert_four_step, run_module, run_playbook
 
 NOTE = "written after the backup"
 
@@ -179,3 +179,8 @@ def test_a_stack_critical_on_the_restored_data_gets_the_previous_database_back(l
     assert len(reverted) == 1 and query(lab2, reverted[0], "SELECT count(*) FROM app.customers WHERE id = 900001") == [
         (0,)
     ]
+
+
+def test_the_backup_check_alone_is_idempotent(lab2: lab.Host) -> None:
+    """The `verify` tag changes nothing: check mode, a real run, and both again report no change (four-step)."""
+    assert_four_step("stackops.runbooks.backup", limit="lab2", tags="verify")
