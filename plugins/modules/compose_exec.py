@@ -200,7 +200,10 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
         "stderr": err,
         "stdout_lines": out.splitlines(),
     }
-    if rc not in params["ok_rc"]:
+    if rc in params["ok_rc"]:
+        # Ansible fails any result with a non-zero rc that does not say it did not fail.
+        result["failed"] = False
+    else:
         raise ComposeError(
             f"The command in service {params['service']} exited with code {rc} (expected {params['ok_rc']}): "
             f"{(err or out).strip()[-1000:]}",

@@ -69,6 +69,17 @@ options:
     type: list
     elements: str
     default: []
+  compress:
+    description:
+      - Write O(dest) gzip-compressed (name it C(.gz)), for exports of many days of logs.
+    type: bool
+    default: false
+  return_lines:
+    description:
+      - How many of the kept lines to return in RV(lines), the last ones; V(-1) returns them all. An export into
+        O(dest) of a month of logs needs none in the result (V(0)); the counts are returned all the same.
+    type: int
+    default: -1
   mode:
     description:
       - Permissions of O(dest). Logs can hold secrets, so the default lets only the owner read them.
@@ -99,7 +110,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 lines:
-  description: The kept log lines, prefixed by container (C(service-1  | ...)) as Compose prints them.
+  description:
+    - The kept log lines, prefixed by container (C(service-1  | ...)) as Compose prints them; only the last
+      O(return_lines) when that is not V(-1).
   returned: always
   type: list
   elements: str
@@ -124,6 +137,7 @@ dest:
   type: str
 """
 
+import gzip
 import os
 import re
 import tempfile
@@ -151,6 +165,8 @@ def argument_spec() -> dict[str, t.Any]:
         ignore_case={"type": "bool", "default": False},
         timestamps={"type": "bool", "default": False},
         dest={"type": "path"},
+        compress={"type": "bool", "default": False},
+        return_lines={"type": "int", "default": -1},
         mode={"type": "raw", "default": "0600"},
         redact={"type": "list", "elements": "str", "default": [], "no_log": True},
     )
@@ -195,24 +211,26 @@ def check_tail(tail: str) -> str:
     return tail
 
 
-def write_file(module: AnsibleModule, dest: str, content: str) -> bool:
+def write_file(module: AnsibleModule, dest: str, content: str, compress: bool) -> bool:
     """Stage next to dest, then move atomically; True when the content changed."""
+    data = content.encode("utf-8")
     try:
-        with open(dest, encoding="utf-8", errors="replace") as handle:
-            if handle.read() == content:
-                return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ComposeError(f"Cannot read {dest}: {exc}.") from None
+        with open(dest, "rb") as handle:
+            old = handle.read()
+        if (gzip.decompress(old) if compress else old) == data:
+            return False
+    except (OSError, EOFError) as exc:
+        if not isinstance(exc, FileNotFoundError) and not compress:
+            raise ComposeError(f"Cannot read {dest}: {exc}.") from None
     if module.check_mode:
         return True
     folder = os.path.dirname(dest) or "."
     if not os.path.isdir(folder):
         raise ComposeError(f"The folder of dest, {folder}, does not exist; create it first.")
     fd, tmp = tempfile.mkstemp(prefix=".compose_logs.", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
+    with os.fdopen(fd, "wb") as handle:
+        # mtime 0: the same lines always give the same file.
+        handle.write(gzip.compress(data, mtime=0) if compress else data)
     module.atomic_move(tmp, dest)
     return True
 
@@ -229,14 +247,16 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     lines = [redact(line) for line in read if keep(line)]
     result: dict[str, t.Any] = {
         "changed": False,
-        "lines": lines,
+        "lines": lines if params["return_lines"] < 0 else lines[len(lines) - params["return_lines"] :],
         "matched": len(lines),
         "matched_by_container": by_container(lines),
         "read": len(read),
     }
     if params["dest"]:
         result["dest"] = params["dest"]
-        result["changed"] = write_file(module, params["dest"], "".join(f"{line}\n" for line in lines))
+        result["changed"] = write_file(
+            module, params["dest"], "".join(f"{line}\n" for line in lines), params["compress"]
+        )
         file_args = module.load_file_common_arguments({"path": params["dest"], "mode": params["mode"]})
         if not module.check_mode or os.path.exists(params["dest"]):
             result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
