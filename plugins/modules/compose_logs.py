@@ -56,7 +56,7 @@ options:
     default: false
   timestamps:
     description:
-      - Prefix each line with its timestamp.
+      - Prefix each line with its timestamp, and return the lines of all containers in time order.
     type: bool
     default: false
   dest:
@@ -205,6 +205,12 @@ def by_container(lines: list[str]) -> dict[str, int]:
     return counts
 
 
+def stamp(line: str) -> str:
+    """The RFC 3339 time after a line's container prefix (sortable as text: Docker writes UTC, nanoseconds)."""
+    _prefix, sep, rest = line.partition("| ")
+    return rest[:30] if sep else ""
+
+
 def check_tail(tail: str) -> str:
     if tail != "all" and not tail.isdigit():
         raise ComposeError(f"tail must be a number of lines or 'all', not {tail!r}.")
@@ -245,6 +251,9 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     read = project.logs(services, tail=tail, since=params["since"], timestamps=params["timestamps"]).splitlines()
     redact = redactor(params["redact"])
     lines = [redact(line) for line in read if keep(line)]
+    if params["timestamps"]:
+        # Compose prints container after container; by time, the newest lines are the last ones kept.
+        lines.sort(key=stamp)
     result: dict[str, t.Any] = {
         "changed": False,
         "lines": lines if params["return_lines"] < 0 else lines[len(lines) - params["return_lines"] :],

@@ -19,16 +19,8 @@ from dateutil.rrule import rrulestr
 from harness.paths import REPO
 
 AWX = REPO / "awx"
-WRAPPERS = (
-    "health_check",
-    "backup",
-    "restore",
-    "restore_drill",
-    "maintenance_window",
-    "recover_service",
-    "collect_diagnostics",
-    "stack_facts",
-)
+# Every collection playbook has an AWX wrapper.
+WRAPPERS = tuple(sorted(p.stem for p in (REPO / "playbooks").glob("*.yml")))
 SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
 SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|private_key|api_key", re.IGNORECASE)
 
