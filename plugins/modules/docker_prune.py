@@ -127,7 +127,8 @@ containers:
     stopped:
       description: When it stopped, or was created if it never ran (UTC, ISO 8601).
       type: str
-  sample: [{id: "7c4b3bc0df2e...", name: "/debug-shell", image: "debian:12", state: exited, stopped: "2026-11-01T09:40:38Z"}]
+  sample:
+    - {id: "7c4b3bc0df2e...", name: "/debug-shell", image: "debian:12", state: exited, stopped: "2026-11-01T09:40:38Z"}
 reclaimed_bytes:
   description: The size of the removed images (containers' writable layers are not counted).
   returned: always
@@ -296,7 +297,9 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
         used = {container["Image"] for container in containers}
         dangling = docker.read("image", "ls", "-q", "--no-trunc", "--filter", "dangling=true").split()
         images = plan_images(docker.inspect("image", sorted(set(dangling))), used, cutoff, params["labels"])
-    stray = plan_containers(containers, params["keep_labels"], cutoff, params["labels"]) if params["containers"] else []
+    stray: list[dict[str, t.Any]] = []
+    if params["containers"]:
+        stray = plan_containers(containers, params["keep_labels"], cutoff, params["labels"])
     result: dict[str, t.Any] = {
         "changed": bool(images or stray),
         "images": images,
