@@ -86,7 +86,7 @@ def test_weekly_prunes_only_leftovers_and_backs_up_once(hosts: dict, planted: di
     host = hosts["lab1"]
     running = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={host.project}").split()
     extravars = {"routine_weekly_prune_older_than": "0s"}
-    check, real, *_ = assert_four_step("stackops.runbooks.routine_weekly", limit="lab1", extravars=extravars)
+    check, real, *_rest = assert_four_step("stackops.runbooks.routine_weekly", limit="lab1", extravars=extravars)
     planned = check.result("lab1", "Prune Docker leftovers that nothing refers to")
     pruned = real.result("lab1", "Prune Docker leftovers that nothing refers to")
     assert planted["container"] in [c["id"] for c in planned["containers"]]
@@ -130,7 +130,7 @@ def new_month() -> Iterator[None]:
 
 def test_monthly_archives_exports_and_audits_once_a_month(hosts: dict, new_month: None) -> None:
     secret = lab_credentials("lab1")["stackops_pg_password"]
-    _check, real, *_ = assert_four_step("stackops.runbooks.routine_monthly", limit="lab1")
+    real = assert_four_step("stackops.runbooks.routine_monthly", limit="lab1")[1]
     assert real.changed()["lab1"] >= 2
     found = report("monthly")
     archive = Path(found["facts"]["archive"])
