@@ -76,8 +76,15 @@ unit: venv collection
 integration: lab-up
 	pytest tests/integration
 
-test: lint sanity lab-up
-	pytest tests/unit tests/integration
+# ansible-test sanity mostly waits (venvs, subprocesses), so it runs beside pytest, which mostly waits on the lab.
+# Its output is shown when it fails; the last line is always pytest's summary.
+test: lint lab-up
+	$(MAKE) --no-print-directory sanity > .build/sanity.log 2>&1 & sanity=$$!; \
+	tests=0; pytest tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
+	checks=0; wait $$sanity || checks=$$?; \
+	if [ $$checks -ne 0 ]; then cat .build/sanity.log; echo "make test: ansible-test sanity failed (above)"; \
+	else grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; echo "make test: ansible-test sanity passed"; fi; \
+	tail -n 1 .build/pytest.log; [ $$tests -eq 0 ] && [ $$checks -eq 0 ]
 
 # Benchmarks as ratios against baselines measured in the same run (bench/README.md).
 bench: lab-up
