@@ -102,7 +102,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 images:
-  description: One entry per service, in service order.
+  description: One entry per service, in the order of O(services), else by service name.
   returned: always
   type: list
   elements: dict
@@ -307,7 +307,7 @@ def report(
                 "service": source.service,
                 "image": source.image,
                 "registry": not source.skip,
-                "container_image_id": (stale or mine or [None])[0],
+                "container_image_id": (stale or mine)[0] if mine else None,
                 "local_image_id": now.id if now else None,
                 "remote_digest": fetch.digest if fetch else None,
                 "pulled": bool(fetch and fetch.pulled),

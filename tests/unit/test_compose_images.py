@@ -301,7 +301,10 @@ def test_what_comes_from_a_registry(spec: dict, image: str, local: LocalImage | 
 
 
 def test_sources_name_build_only_images_as_compose_does() -> None:
-    specs = {"web": {"build": {"context": "."}}, "app": {"image": REGISTRY_IMAGE, "platform": "linux/arm64"}}
+    specs: dict[str, dict] = {
+        "web": {"build": {"context": "."}},
+        "app": {"image": REGISTRY_IMAGE, "platform": "linux/arm64"},
+    }
     sources = module.plan_sources(specs, "shop", {"shop-web": None, REGISTRY_IMAGE: PUSHED})
     assert [(s.service, s.image, s.platform, bool(s.skip)) for s in sources] == [
         ("web", "shop-web", "", True),
