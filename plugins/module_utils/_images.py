@@ -19,7 +19,8 @@ import re
 import socket
 import typing as t
 from dataclasses import dataclass
-from urllib.error import HTTPError, URLError
+from http.client import HTTPException
+from urllib.error import HTTPError
 from urllib.parse import urlencode
 
 from ansible.module_utils.urls import open_url
@@ -86,7 +87,7 @@ class ImageRef:
 
 def parse_reference(text: str) -> ImageRef:
     """`nginx`, `nginx:1.25`, `127.0.2.100:5000/team/app:2`, `ghcr.io/o/a@sha256:...` -> ImageRef."""
-    rest, _, digest = text.strip().partition("@")
+    rest, _at, digest = text.strip().partition("@")
     first, slash, remainder = rest.partition("/")
     # distribution/reference: the first component is a registry when it has a dot or a port, is localhost, or has
     # upper case (which a repository name cannot have).
@@ -125,7 +126,7 @@ class LocalImage:
         """The registry digests recorded for ref's repository (RepoDigests hold `name@digest` in familiar form)."""
         found = set()
         for entry in self.repo_digests:
-            name, _, digest = entry.partition("@")
+            name, _at, digest = entry.partition("@")
             try:
                 same = parse_reference(name).repository == ref.repository
             except ImageError:
@@ -200,7 +201,7 @@ def insecure_registry(
             continue
     for address in lookup(host_of(domain)):
         try:
-            ip = ipaddress.ip_address(address.split("%")[0])
+            ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
         except ValueError:
             continue
         if any(ip.version == net.version and ip in net for net in networks):
@@ -210,7 +211,7 @@ def insecure_registry(
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:x:pull"`."""
-    scheme, _, rest = header.strip().partition(" ")
+    scheme, _space, rest = header.strip().partition(" ")
     params = {
         m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in CHALLENGE_PARAM.finditer(rest)
     }
@@ -259,7 +260,7 @@ def credential_source(config: dict[str, t.Any], key: str) -> tuple[str, Credenti
     username, password = entry.get("username", ""), entry.get("password", "")
     if entry.get("auth"):
         try:
-            username, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
+            username, _colon, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             raise ImageError(
                 f"The `auth` entry for {key} in docker's config.json is not base64 of user:password; "
@@ -436,7 +437,8 @@ class Registry:
             url = f"{scheme}://{ref.api_host}/v2/{ref.path}/manifests/{reference}"
             try:
                 return self.fetch(ref, url, method, insecure)
-            except URLError as exc:
+            except (OSError, HTTPException) as exc:
+                # URLError (refused, TLS, DNS) is an OSError; a read timeout or a dropped connection may come bare.
                 failures.append(f"{scheme}: {getattr(exc, 'reason', exc)}")
         raise ImageError(f"The registry {ref.domain} could not be reached ({'; '.join(failures)}).")
 
@@ -524,7 +526,7 @@ class Registry:
                 f"The token service of {ref.domain} refused a token for {ref.path} (HTTP {exc.code}); "
                 f"log in with `docker login {ref.auth_key}` as the user the task runs as."
             ) from None
-        except (URLError, ValueError) as exc:
+        except (OSError, HTTPException, ValueError) as exc:
             raise ImageError(f"No token from the token service of {ref.domain}: {exc}.") from None
         token = answer.get("token") or answer.get("access_token")
         if not token:

@@ -39,6 +39,7 @@ attributes:
       - With O(pull=true), the registry is asked what each reference points to and nothing is pulled.
       - When a registry cannot be asked, the task warns and lists the image in RV(errors) instead of guessing.
         It does not fail in check mode, even with O(fail_on_pull_error=true).
+      - The registry named in the reference is asked, never a registry mirror the daemon may pull through.
   diff_mode:
     support: none
   idempotent:

@@ -31,7 +31,8 @@ def fixture(name: str) -> str:
 
 def headers(name: str) -> dict[str, str]:
     lines = fixture(name).splitlines()[1:]
-    return {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if ":" in line)}
+    pairs = (line.partition(":") for line in lines if ":" in line)
+    return {key.strip().lower(): value.strip() for key, _colon, value in pairs}
 
 
 def pulled_index() -> LocalImage:
