@@ -9,7 +9,8 @@ PACKAGES=(docker.io containerd runc openssh-server openssh-client postgresql-cli
           debootstrap python3-psycopg2 python3-redis curl ca-certificates hyperfine time shellcheck
           openssl prometheus  # TLS certificates for nginx; a real Prometheus for the targets-up check
           nginx-light  # nginx on the host, for nginx_config's host mode (never started as a service)
-          docker-compose)  # Compose v1 1.29 (bookworm): only to prove the modules refuse it
+          docker-compose  # Compose v1 1.29 (bookworm): only to prove the modules refuse it
+          docker-registry)  # a registry on loopback for compose_images' pull tests (never started as a service)
 
 say() { printf 'lab: %s\n' "$*"; }
 die() { printf 'lab: ERROR: %s\n' "$*" >&2; exit 1; }
