@@ -490,6 +490,8 @@ def plan_tables(
     analyzed. vacuum and analyze are the oids asked for."""
     plan = TablePlan(database_wide=database_wide)
     for table in stats:
+        if table.oid not in vacuum and table.oid not in analyze:
+            continue
         why_not_vacuum = thresholds.vacuum_reason(table) if table.oid in vacuum else "not asked"
         do_vacuum = why_not_vacuum is None
         why_not_analyze = thresholds.analyze_reason(table) if table.oid in analyze else "not asked"
