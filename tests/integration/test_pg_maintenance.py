@@ -7,6 +7,7 @@ changed. Each result is checked with plain SQL, not the module's code."""
 from __future__ import annotations
 
 import time
+import typing as t
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -29,7 +30,7 @@ IDLE_FOR = 20
 TOUCHED = ("log_min_duration_statement", "maintenance_work_mem", "max_connections")
 
 
-def call(host: lab.Host, check: bool = False, diff: bool = False, **args: object) -> dict:
+def call(host: lab.Host, check: bool = False, diff: bool = False, **args: t.Any) -> dict:
     """The module's result on host, with `failed` as the run saw it."""
     login = {"login_host": host.addr, "login_password": lab_credentials(host.name)["stackops_pg_password"]}
     run = run_module(MODULE, {**login, **args}, hosts=host.name, check=check, diff=diff)
@@ -47,7 +48,7 @@ def runner(host: lab.Host, *steps: dict) -> Callable[..., PlaybookRun]:
     return run
 
 
-def one(host: lab.Host, db: str, statement: str | sql.Composable, args: tuple = ()) -> object:
+def one(host: lab.Host, db: str, statement: str | sql.Composable, args: tuple = ()) -> t.Any:
     (row,) = query(host, db, statement, args)
     return row[0] if len(row) == 1 else row
 
@@ -73,7 +74,7 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 10) -> obj
 
 
 def dead_tuples(host: lab.Host, table: str) -> int:
-    return one(host, DB, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))  # type: ignore[return-value]
+    return one(host, DB, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))
 
 
 def bloated_table(host: lab.Host, name: str, rows: int = 20000) -> None:
@@ -209,7 +210,7 @@ def test_a_missing_database_is_created_four_step(lab1: lab.Host) -> None:
         "postgres",
         "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding) FROM pg_database WHERE datname = %s",
         (NEW_DB,),
-    )  # type: ignore[misc]
+    )
     assert (owner, encoding) == ("app", "UTF8")
 
 
@@ -217,7 +218,7 @@ def test_a_missing_database_is_created_four_step(lab1: lab.Host) -> None:
 
 
 def test_vacuum_and_analyze_only_what_crosses_the_thresholds(lab1: lab.Host) -> None:
-    args = {
+    args: dict[str, t.Any] = {
         "login_db": DB,
         "vacuum": True,
         "analyze": True,
@@ -306,7 +307,7 @@ def test_idle_sessions_are_listed_in_check_mode_and_ended(
     old, opened = old_sessions
     old_pids = sorted(conn.get_backend_pid() for conn in old)
     fresh = session(lab1, apps[2])
-    args = {"terminate_idle": True, "idle_for": IDLE_FOR, "session_filter": {"applications": apps}}
+    args: dict[str, t.Any] = {"terminate_idle": True, "idle_for": IDLE_FOR, "session_filter": {"applications": apps}}
     try:
         time.sleep(max(0.0, opened + IDLE_FOR + 0.5 - time.monotonic()))  # a no-op after the tests before
         with fresh.cursor() as cur:
@@ -340,7 +341,7 @@ def test_idle_sessions_are_listed_in_check_mode_and_ended(
 
 def maintained(host: lab.Host) -> int:
     """How many times the tests' tables were vacuumed or analyzed (synchronous counters, unlike dead tuples)."""
-    return one(host, DB, "SELECT sum(vacuum_count + analyze_count)::int FROM pg_stat_user_tables")  # type: ignore[return-value]
+    return one(host, DB, "SELECT sum(vacuum_count + analyze_count)::int FROM pg_stat_user_tables")
 
 
 @pytest.mark.parametrize(
