@@ -8,8 +8,10 @@ fragment), the library check, and connecting in one place."""
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import typing as t
+from collections.abc import Iterator
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -98,6 +100,20 @@ def must_connect(
     if conn is None:
         raise error(f"Cannot connect to database {name} at {target(params)} as {params['login_user']}: {why}")
     return conn
+
+
+@contextlib.contextmanager
+def connected(
+    params: dict[str, t.Any], application: str, error: type[StackopsError] = StackopsError
+) -> Iterator[t.Any]:
+    """A connection to login_db for the body; a statement the server refuses becomes `error`; always closed."""
+    conn = must_connect(params, application, error=error)
+    try:
+        yield conn
+    except DatabaseError as exc:
+        raise error(f"PostgreSQL refused a step: {str(exc).strip()}") from None
+    finally:
+        conn.close()
 
 
 def rows(conn: t.Any, query: str, args: t.Any = None) -> list[dict[str, t.Any]]:

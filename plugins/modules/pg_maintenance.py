@@ -111,7 +111,8 @@ options:
     description:
       - Rebuild with C(REINDEX ... CONCURRENTLY) (PostgreSQL 12 or later), which takes a C(SHARE UPDATE EXCLUSIVE)
         lock and lets reads and writes go on. It takes longer, and waits for the transactions that write to the
-        table. When it fails, the invalid C(_ccnew) index it leaves is dropped.
+        table. When it fails, the module drops the invalid C(_ccnew) index it left, or names it when it cannot yet
+        (a transaction still writes to the table).
       - V(false) takes a C(SHARE) lock on the table, which blocks writes, and an C(ACCESS EXCLUSIVE) lock on each
         index, which blocks the reads that use it, until the rebuild ends. The system catalogs can only be rebuilt
         this way (C(REINDEX DATABASE ... CONCURRENTLY) skips them).
@@ -424,9 +425,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance 
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    connected,
     connection_argument_spec,
     ensure_libs,
-    must_connect,
     rows,
     sql,
 )
@@ -1082,16 +1083,11 @@ def describe(session: dict[str, t.Any]) -> str:
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     ensure_libs(module)
     asked = check_inputs(module.params)
-    conn = must_connect(module.params, APPLICATION)
-    try:
+    with connected(module.params, APPLICATION) as conn:
         work = Maintenance(module, conn, asked)
         work.plan()
         work.apply()
         return work.finish()
-    except DatabaseError as exc:
-        raise StackopsError(f"PostgreSQL refused a step: {str(exc).strip()}") from None
-    finally:
-        conn.close()
 
 
 def main() -> None:

@@ -281,6 +281,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    connected,
     connection_argument_spec,
     ensure_libs,
     must_connect,
@@ -725,18 +726,13 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     ensure_libs(module)
     p = module.params
     check_inputs(p)
-    admin = must_connect(p, APPLICATION, error=BackupError)
-    try:
+    with connected(p, APPLICATION, error=BackupError) as admin:
         if p["operation"] == "revert":
             return revert(module, p, admin)
         if p["operation"] == "cleanup":
             gone = Restore(module, p, admin).prune(p["keep_previous"])
             return {"changed": bool(gone), "dropped": gone, "plan": [f"drop database {name}" for name in gone]}
         return restore(module, p, admin)
-    except DatabaseError as exc:
-        raise BackupError(f"PostgreSQL refused a step: {str(exc).strip()}") from None
-    finally:
-        admin.close()
 
 
 def main() -> None:

@@ -63,16 +63,6 @@ def pending(host: lab.Host) -> set[str]:
     return {name for (name,) in query(host, "postgres", "SELECT name FROM pg_settings WHERE pending_restart")}
 
 
-def wait_for(what: str, probe: Callable[[], object], timeout: float = 10) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def dead_tuples(host: lab.Host, table: str) -> int:
     return one(host, DB, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))
 
@@ -90,7 +80,11 @@ def bloated_table(host: lab.Host, name: str, rows: int = 20000) -> None:
         (rows,),
     )
     # The deleting session's counters reach the statistics when it ends, a moment after the client closes it.
-    wait_for(f"the dead tuples of {name}", lambda: dead_tuples(host, name) == rows // 2)
+    for _attempt in range(100):
+        if dead_tuples(host, name) == rows // 2:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the statistics never showed the {rows // 2} dead tuples of {name}")
 
 
 def session(host: lab.Host, app: str, in_transaction: bool = False) -> psycopg2.extensions.connection:
