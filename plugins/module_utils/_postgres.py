@@ -20,7 +20,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import S
 try:
     import psycopg2
     import psycopg2.extras
-    from psycopg2 import sql
+    from psycopg2 import sql  # pylint: disable=unused-import  # the pg_* modules compose SQL with it
 except ImportError:
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR: str | None = traceback.format_exc()

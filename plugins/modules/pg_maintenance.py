@@ -43,7 +43,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Reads and checks everything, and returns what a real run would do, with the same RV(changed). The sessions
+      - Reads and checks everything, and returns what a real run would do, with the same C(changed). The sessions
         it would end are listed in RV(terminated), the statements in RV(queries), and RV(pending_restart) is
         predicted.
   diff_mode:
@@ -577,6 +577,15 @@ class Maintenance:
         self.result: dict[str, t.Any] = {}
         self.diff: dict[str, dict[str, t.Any]] = {"before": {}, "after": {}}
         self.changed = False
+        # What plan() finds, for apply(); None where the part was not asked for.
+        self.gucs: dict[str, Guc] = {}
+        self.files: dict[str, list[FileEntry]] = {}
+        self.database_plan: dict[str, t.Any] | None = None
+        self.settings_plan: list[SettingChange] | None = None
+        self.extension: dict[str, t.Any] | None = None
+        self.sessions: list[dict[str, t.Any]] | None = None
+        self.tables: TablePlan | None = None
+        self.reindex: list[dict[str, t.Any]] | None = None
         (server,) = rows(
             conn,
             "SELECT current_setting('server_version') AS version, "
@@ -590,15 +599,12 @@ class Maintenance:
 
     # --- running statements -------------------------------------------------------------------------------------
 
-    def run(self, statement: t.Any, args: t.Any = None, fetch: bool = False) -> list[tuple]:
+    def run(self, statement: t.Any) -> None:
         """Records a changing statement; runs it unless in check mode."""
-        text = statement.as_string(self.conn) if hasattr(statement, "as_string") else statement
-        self.queries.append(text)
-        if self.check:
-            return []
-        with self.conn.cursor() as cur:
-            cur.execute(statement, args)
-            return cur.fetchall() if fetch and cur.description else []
+        self.queries.append(statement.as_string(self.conn) if hasattr(statement, "as_string") else statement)
+        if not self.check:
+            with self.conn.cursor() as cur:
+                cur.execute(statement)
 
     def fail(self, what: str, exc: Exception, note: str = "") -> t.NoReturn:
         """A statement failed midway: say what, and return what was done before it."""
@@ -609,12 +615,18 @@ class Maintenance:
     # --- the plan -----------------------------------------------------------------------------------------------
 
     def plan(self) -> None:
-        self.database_plan = self.plan_database() if self.p["ensure_database"] else None
-        self.settings_plan = self.plan_settings() if self.p["settings"] or self.p["pg_stat_statements"] else None
-        self.extension = self.plan_extension() if self.p["pg_stat_statements"] else None
-        self.sessions = self.plan_sessions() if self.p["terminate_idle"] else None
-        self.tables = self.plan_tables() if self.asked.vacuum or self.asked.analyze else None
-        self.reindex = self.plan_reindex() if self.asked.reindex else None
+        if self.p["ensure_database"]:
+            self.database_plan = self.plan_database()
+        if self.p["settings"] or self.p["pg_stat_statements"]:
+            self.settings_plan = self.plan_settings()
+        if self.p["pg_stat_statements"]:
+            self.extension = self.plan_extension()
+        if self.p["terminate_idle"]:
+            self.sessions = self.plan_sessions()
+        if self.asked.vacuum or self.asked.analyze:
+            self.tables = self.plan_tables()
+        if self.asked.reindex:
+            self.reindex = self.plan_reindex()
 
     def plan_database(self) -> dict[str, t.Any]:
         spec = self.p["ensure_database"]
