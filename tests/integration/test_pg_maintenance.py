@@ -10,6 +10,7 @@ import time
 import typing as t
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
 import pytest
@@ -338,49 +339,44 @@ def maintained(host: lab.Host) -> int:
     return one(host, DB, "SELECT sum(vacuum_count + analyze_count)::int FROM pg_stat_user_tables")
 
 
-@pytest.mark.parametrize(
-    ("args", "fragments"),
-    [
-        (
-            {
-                "settings": {
-                    "maintenance_work_mem": "256MB",
-                    "work_mem": "64mb",
-                    "max_conections": 200,
-                    "server_version": "16",
-                }
-            },
-            [
-                "Bad settings, nothing was changed",
-                "work_mem '64mb' has an unknown unit 'mb' (the units of work_mem are TB, GB, MB, kB, B, case matters",
-                "max_conections is not a setting of this server (did you mean max_connections",
-                "server_version cannot be set with ALTER SYSTEM",
-            ],
-        ),
-        (
-            {"login_db": DB, "vacuum": ["bloat", "no_such_table"], "reindex": ["idx"]},
-            [
-                "vacuum: no_such_table was not found in database",
-                "schema-qualified when they are not on the search path",
-            ],
-        ),
-        (
-            {"ensure_database": {"name": f"pgm_{TAG}_never", "owner": "no_such_role"}},
-            [
-                "the owner role no_such_role does not exist (create it first, or give another owner)",
-                "Nothing was changed",
-            ],
-        ),
-    ],
-    ids=["settings", "table", "database"],
-)
-def test_bad_input_is_named_and_changes_nothing(lab1: lab.Host, args: dict, fragments: list[str]) -> None:
+# Each case: the arguments, and what the message must say (the value and the fix).
+BAD_INPUT: list[tuple[dict[str, t.Any], list[str]]] = [
+    (
+        {
+            "settings": {
+                "maintenance_work_mem": "256MB",
+                "work_mem": "64mb",
+                "max_conections": 200,
+                "server_version": "16",
+            }
+        },
+        [
+            "Bad settings, nothing was changed",
+            "work_mem '64mb' has an unknown unit 'mb' (the units of work_mem are TB, GB, MB, kB, B, case matters",
+            "max_conections is not a setting of this server (did you mean max_connections",
+            "server_version cannot be set with ALTER SYSTEM",
+        ],
+    ),
+    (
+        {"login_db": DB, "vacuum": ["bloat", "no_such_table"], "reindex": ["idx"]},
+        ["vacuum: no_such_table was not found in database", "schema-qualified when they are not on the search path"],
+    ),
+    (
+        {"ensure_database": {"name": f"pgm_{TAG}_never", "owner": "no_such_role"}},
+        ["the owner role no_such_role does not exist (create it first, or give another owner)", "Nothing was changed"],
+    ),
+]
+
+
+def test_bad_input_is_named_and_changes_nothing(lab1: lab.Host) -> None:
     before = (auto_conf(lab1), maintained(lab1))
-    result = call(lab1, **args)
-    assert result["failed"]
-    for fragment in fragments:
-        assert fragment in result["msg"]
-    assert "Traceback" not in result["msg"]
+    # Side by side: each call is its own ansible-runner process, and none may change anything.
+    with ThreadPoolExecutor(max_workers=len(BAD_INPUT)) as pool:
+        results = list(pool.map(lambda case: call(lab1, **case[0]), BAD_INPUT))
+    for (_args, fragments), result in zip(BAD_INPUT, results):
+        assert result["failed"] and "Traceback" not in result["msg"], result
+        for fragment in fragments:
+            assert fragment in result["msg"]
     assert (auto_conf(lab1), maintained(lab1)) == before
     assert query(lab1, "postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (f"pgm_{TAG}_never",)) == []
 
@@ -392,7 +388,6 @@ def play_vars(**extra: object) -> dict:
     return {
         "db_maintenance_db": DB,
         "db_maintenance_ensure_database": True,
-        "db_maintenance_pg_stat_statements": True,
         "db_maintenance_terminate_idle": True,
         "db_maintenance_idle_for": 1,
         "db_maintenance_idle_states": ["idle in transaction"],
@@ -409,7 +404,7 @@ def test_playbook_four_step(lab1: lab.Host) -> None:
         runs = assert_four_step("stackops.runbooks.db_maintenance", limit="lab1", extravars=play_vars())
     finally:
         stuck.close()
-    assert runs[0].changed() == {"lab1": 2}  # the vacuum and the session; the database and extension are there
+    assert runs[0].changed() == {"lab1": 2}  # the vacuum and the session; the database is there
     summary = runs[1].artifacts["db_maintenance"]["lab1"]
     assert summary["status"] == "ok" and summary["mode"] == "online" and summary["terminated"] == 1
     play = next(t for t in summary["tables"] if t["table"] == "public.play")
