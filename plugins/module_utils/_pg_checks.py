@@ -11,7 +11,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
-from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import DatabaseError, connect, rows
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import DatabaseError, connect, rows, target
 
 SECTIONS = [
     "connections",
@@ -298,8 +298,7 @@ def read_health(
     """The result sections and the findings of one health read; an unreachable server is a critical finding."""
     conn, error = connect(params, application, read_only=True)
     if conn is None:
-        target = params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
-        finding = Finding("availability", "critical", f"PostgreSQL at {target} is not available: {error}")
+        finding = Finding("availability", "critical", f"PostgreSQL at {target(params)} is not available: {error}")
         return {"is_available": False, "conn_err_msg": error}, [finding]
     try:
         with conn.cursor() as cur:

@@ -20,12 +20,7 @@ import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import CHUNK, BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject
-from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connect_params
-
-try:
-    from psycopg2 import sql
-except ImportError:  # reported by _postgres.ensure_libs
-    sql = None
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connect_params, sql
 
 STDERR_KEPT = 16384
 VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")

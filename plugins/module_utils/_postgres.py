@@ -8,8 +8,10 @@ fragment), the library check, and connecting in one place."""
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import typing as t
+from collections.abc import Iterator
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -18,9 +20,11 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import S
 try:
     import psycopg2
     import psycopg2.extras
+    from psycopg2 import sql  # pylint: disable=unused-import  # the pg_* modules compose SQL with it
 except ImportError:
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR: str | None = traceback.format_exc()
+    sql = None  # reported by ensure_libs
 else:
     HAS_PSYCOPG2 = True
     PSYCOPG2_IMPORT_ERROR = None
@@ -76,6 +80,40 @@ def connect(params: dict[str, t.Any], application: str, read_only: bool = False)
         return None, (str(exc).strip() or type(exc).__name__).splitlines()[0]
     conn.set_session(readonly=read_only, autocommit=True)
     return conn, None
+
+
+def target(params: dict[str, t.Any]) -> str:
+    """The server as the user named it: its socket directory, or host:port."""
+    return params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
+
+
+def must_connect(
+    params: dict[str, t.Any],
+    application: str,
+    db: str | None = None,
+    read_only: bool = False,
+    error: type[StackopsError] = StackopsError,
+) -> t.Any:
+    """A connection to db (login_db by default), or `error` naming the database, server, role and why not."""
+    name = db or params["login_db"]
+    conn, why = connect({**params, "login_db": name}, application, read_only)
+    if conn is None:
+        raise error(f"Cannot connect to database {name} at {target(params)} as {params['login_user']}: {why}")
+    return conn
+
+
+@contextlib.contextmanager
+def connected(
+    params: dict[str, t.Any], application: str, error: type[StackopsError] = StackopsError
+) -> Iterator[t.Any]:
+    """A connection to login_db for the body; a statement the server refuses becomes `error`; always closed."""
+    conn = must_connect(params, application, error=error)
+    try:
+        yield conn
+    except DatabaseError as exc:
+        raise error(f"PostgreSQL refused a step: {str(exc).strip()}") from None
+    finally:
+        conn.close()
 
 
 def rows(conn: t.Any, query: str, args: t.Any = None) -> list[dict[str, t.Any]]:

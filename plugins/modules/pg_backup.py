@@ -256,9 +256,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
-    connect,
     connection_argument_spec,
     ensure_libs,
+    must_connect,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import SENTINEL_TABLE, SENTINEL_WRITE
 
@@ -371,11 +371,7 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
     started = time.time()
     tools = Tools(module, p, APPLICATION)
     dump_major, dump_version = tools.version("pg_dump")
-    conn, why = connect({**p, "login_db": p["db"]}, APPLICATION)
-    if conn is None:
-        raise BackupError(
-            f"Cannot connect to database {p['db']} at {p['login_host']}:{p['login_port']} as {p['login_user']}: {why}"
-        )
+    conn = must_connect(p, APPLICATION, p["db"], error=BackupError)
     try:
         if dump_major < conn.server_version // 10000:
             raise BackupError(

@@ -281,10 +281,12 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
-    connect,
+    connected,
     connection_argument_spec,
     ensure_libs,
+    must_connect,
     rows,
+    sql,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import (
     amcheck,
@@ -293,11 +295,6 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import (
     sentinel,
     smoke,
 )
-
-try:
-    from psycopg2 import sql
-except ImportError:  # reported by ensure_libs
-    sql = None
 
 APPLICATION = "stackops-pg_restore"
 SCRATCH_COMMENT = "stackops.runbooks.pg_restore scratch"
@@ -403,9 +400,7 @@ def inspect(p: dict[str, t.Any], admin: t.Any) -> Target:
     db = p["db"]
     if not rows(admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (db,)):
         return Target(exists=False)
-    conn, why = connect({**p, "login_db": db}, APPLICATION, read_only=True)
-    if conn is None:
-        raise BackupError(f"Cannot connect to database {db} to see what it holds: {why}")
+    conn = must_connect(p, APPLICATION, db, read_only=True, error=BackupError)
     try:
         query = "SELECT n.nspname AS schema, c.relname AS name" + USER_RELATIONS + "AND c.relkind IN ('r', 'p')"
         tables = sorted(f"{r['schema']}.{r['name']}" for r in rows(conn, query))
@@ -532,9 +527,7 @@ class Restore:
     ) -> tuple[dict[str, t.Any], dict[str, int]]:
         """ANALYZE, then the manifest's counts, then the sentinel, amcheck and smoke queries as asked; every proof
         is appended to proofs, and the first failed one fails the run."""
-        conn, why = connect({**self.p, "login_db": scratch}, APPLICATION)
-        if conn is None:
-            raise BackupError(f"Cannot connect to the restored database {scratch}: {why}")
+        conn = must_connect(self.p, APPLICATION, scratch, error=BackupError)
         try:
             with conn.cursor() as cur:
                 cur.execute("ANALYZE")
@@ -733,21 +726,13 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     ensure_libs(module)
     p = module.params
     check_inputs(p)
-    admin, why = connect(p, APPLICATION)
-    if admin is None:
-        where = f"{p['login_unix_socket'] or p['login_host']}:{p['login_port']}"
-        raise BackupError(f"Cannot connect to {where} database {p['login_db']} as {p['login_user']}: {why}")
-    try:
+    with connected(p, APPLICATION, error=BackupError) as admin:
         if p["operation"] == "revert":
             return revert(module, p, admin)
         if p["operation"] == "cleanup":
             gone = Restore(module, p, admin).prune(p["keep_previous"])
             return {"changed": bool(gone), "dropped": gone, "plan": [f"drop database {name}" for name in gone]}
         return restore(module, p, admin)
-    except DatabaseError as exc:
-        raise BackupError(f"PostgreSQL refused a step: {str(exc).strip()}") from None
-    finally:
-        admin.close()
 
 
 def main() -> None:
