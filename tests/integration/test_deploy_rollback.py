@@ -29,8 +29,14 @@ ROLLBACK = "stackops.runbooks.rollback"
 V2 = "stackops-lab:deploy-test-v2"
 BROKEN = "stackops-lab:deploy-test-broken"
 SCRATCH = "deploy_scratch"
-# The backup and the database rollback act on a scratch database, so the app keeps its own and keeps serving.
-FAST = {"deploy_drain_seconds": 1, "deploy_wait_timeout": 60, "stackops_pg_db": SCRATCH}
+# The backup and the database rollback act on a scratch database, so the app keeps its own and keeps serving. The
+# surge's healthcheck polls every second (the lab's every 3 s), through the deploy's override of the surge.
+FAST = {
+    "deploy_drain_seconds": 1,
+    "deploy_wait_timeout": 60,
+    "deploy_surge_override": {"healthcheck": {"interval": "1s"}},
+    "stackops_pg_db": SCRATCH,
+}
 
 
 @dataclass
@@ -172,7 +178,7 @@ def stack(hosts: dict) -> Iterator[Stack]:
     base = lab.image_tag()
     # Version 2 of the app, and a build whose entrypoint fails at once (what a missing module does to an app).
     build(V2, f"FROM {base}\nENV APP_VERSION=v2\n")
-    build(BROKEN, f'FROM {base}\nENV APP_VERSION=broken\nENTRYPOINT ["/bin/sh", "-c", "echo broken build >&2; exit 1"]\n')
+    build(BROKEN, f'FROM {base}\nENTRYPOINT ["/bin/sh", "-c", "echo broken build >&2; exit 1"]\n')
     query(host, "postgres", sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SCRATCH)))
     query(host, "postgres", sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH)))
     query(host, SCRATCH, "CREATE TABLE marker (v text); INSERT INTO marker VALUES ('before the deploy')")
@@ -213,9 +219,10 @@ def test_deploy_four_step_with_the_site_serving_throughout(stack: Stack) -> None
     assert again.artifacts["deploy"]["lab2"]["status"] == "unchanged"
     release = Path(result["release"])
     assert release.stat().st_mode & 0o777 == 0o700
-    assert sorted(p.name for p in release.iterdir()) == [".env", "app.conf", "compose.yaml", "database", "release.json", "surge.yaml"]
-    # Each file keeps its mode (a rollback puts it back as it was); .env and what the deploy wrote are private.
-    assert {p.name for p in release.iterdir() if p.stat().st_mode & 0o777 == 0o600} >= {".env", "release.json", "surge.yaml"}
+    files = {p.name: p.stat().st_mode & 0o777 for p in release.iterdir()}
+    assert sorted(files) == [".env", "app.conf", "compose.yaml", "database", "release.json", "surge.yaml"]
+    # Each copy keeps its file's mode (a rollback puts it back as it was); .env and what the deploy wrote are private.
+    assert files[".env"] == files["release.json"] == files["surge.yaml"] == 0o600
     assert (release / ".env").read_bytes() == stack.env
     saved = record(str(release))
     assert (saved["status"], saved["previous"]["image"], saved["image"]) == ("deployed", stack.image, V2)
