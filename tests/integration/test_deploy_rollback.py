@@ -37,6 +37,14 @@ FAST = {
     "deploy_surge_override": {"healthcheck": {"interval": "1s"}},
     "stackops_pg_db": SCRATCH,
 }
+# A migration in the new image, run in the surge before traffic reaches it: psql as postgres, with the password from
+# the container's environment (never in an argument).
+MIGRATION = [
+    "sh",
+    "-c",
+    'PGPASSWORD="$POSTGRES_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h "$LAB_ADDR" -U postgres -d deploy_scratch'
+    " -c \"INSERT INTO marker VALUES ('migrated by ' || '$APP_VERSION')\"",
+]
 
 
 @dataclass
@@ -118,8 +126,13 @@ class Stack:
             result = run_playbook(playbook, check=True, limit="lab2", **kwargs)  # type: ignore[arg-type]
             assert self.state() == before, f"{playbook} --check changed the stack"
         else:
+            started = time.monotonic()
             with Load(self.host.addr) as load:
                 result = run_playbook(playbook, limit="lab2", **kwargs)  # type: ignore[arg-type]
+            print(
+                f"{playbook} ({result.status}, {time.monotonic() - started:.1f} s): {load.requests} requests, "
+                f"{len(load.failures)} failed, versions {' -> '.join(load.versions)}"
+            )
             assert not load.bounded, f"{playbook} outlasted the load loop's bounds ({load.requests} requests)"
             self.loads.append(load)
         secrets = lab_credentials("lab2").values()
@@ -162,8 +175,8 @@ def app_version(host: lab.Host) -> str:
         conn.close()
 
 
-def marker(host: lab.Host) -> str:
-    return query(host, SCRATCH, "SELECT v FROM marker")[0][0]
+def markers(host: lab.Host) -> list[str]:
+    return [v for (v,) in query(host, SCRATCH, "SELECT v FROM marker ORDER BY v")]
 
 
 def build(tag: str, dockerfile: str) -> None:
@@ -205,9 +218,12 @@ def stack(hosts: dict) -> Iterator[Stack]:
 
 
 def test_deploy_four_step_with_the_site_serving_throughout(stack: Stack) -> None:
-    extravars = {"deploy_image": V2, "deploy_backup": True, **FAST}
+    extravars = {"deploy_image": V2, "deploy_migrate_command": MIGRATION, **FAST}
     check, real, _check_again, again = four_step(stack.run, DEPLOY, extravars=extravars)
-    assert check.changed() == {"lab2": 5}  # release directory, database backup, .env, the app, release record
+    # The release directory, the database backup (on by default with a migration), the migration, .env, the app and
+    # the release's record.
+    assert check.changed() == {"lab2": 6}
+    assert markers(stack.host) == ["before the deploy", "migrated by v2"]
     deployed, unchanged = stack.loads
     assert deployed.failures == [], deployed.failures[:5]
     assert moved(deployed.versions, "v1", "v2"), deployed.versions
@@ -254,7 +270,7 @@ def test_a_broken_image_is_undone_by_the_rescue(stack: Stack) -> None:
 
 
 def test_rollback_of_image_and_database_with_the_site_serving(stack: Stack) -> None:
-    query(stack.host, SCRATCH, "UPDATE marker SET v = 'after the deploy'")
+    query(stack.host, SCRATCH, "INSERT INTO marker VALUES ('written after the deploy')")
     run = stack.run(
         ROLLBACK,
         extravars={
@@ -274,7 +290,8 @@ def test_rollback_of_image_and_database_with_the_site_serving(stack: Stack) -> N
     assert result["release"] == Path(stack.release).name
     assert (result["image"]["previous_image"], result["image"]["image"]) == (V2, stack.image)
     assert result["health"] == "ok"
-    assert marker(stack.host) == "before the deploy"
+    # The database from before the deploy: neither the migration nor what was written since.
+    assert markers(stack.host) == ["before the deploy"]
     assert surge_containers(stack.host) == []
     assert stack.upstream_file.read_bytes() == stack.upstream
 
