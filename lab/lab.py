@@ -392,8 +392,10 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
             f"{host.name}: the compose project did not come up healthy "
             f"(state: {json.dumps(after)}).\n{proc.stderr.strip()[-1500:]}\nLast log lines:\n{logs}"
         )
-    if app_changed and before.get("app", {}).get("state") == "running":
-        # The app's code is bind-mounted: a running app keeps the old code until it restarts.
+    app_kept = before.get("app", {}).get("state") == "running" and after["app"]["id"] == before["app"]["id"]
+    if app_changed and app_kept:
+        # The app's code is bind-mounted: a running app keeps the old code until it restarts (unless `up` just
+        # recreated it).
         compose(host, "up", "--detach", "--wait", "--force-recreate", "app", timeout=UP_TIMEOUT)
         after = containers(host)
         report.changed(f"{host.name}: restarted app for its new code")

@@ -1,6 +1,6 @@
 """The lab's application service: a small real HTTP API in front of PostgreSQL and Redis.
 
-/health        liveness: the process answers.
+/health        liveness: the process answers, with the app's version (APP_VERSION of its image, v1 by default).
 /health/ready  readiness: really queries the database and pings Redis; 503 when either fails.
 /api/customers/<id>  reads a customer, cached in Redis for 5 minutes (real traffic for the stack).
 OPTIONS /api/...     CORS preflight: allows only https://app.stackops.test.
@@ -33,6 +33,8 @@ import redis  # noqa: E402
 
 ADDR = os.environ["LAB_ADDR"]
 PORT = int(os.environ.get("APP_PORT", "8000"))
+# Images built FROM the lab image for deploy tests set APP_VERSION; the lab image itself is the first release.
+VERSION = os.environ.get("APP_VERSION", "v1")
 CHECK_TIMEOUT = 2
 CORS_ORIGIN = "https://app.stackops.test"
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -139,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/ws/":
             self.upgrade()
         elif path == "/health":
-            self.reply(200, {"status": "ok"})
+            self.reply(200, {"status": "ok", "version": VERSION})
         elif path == "/health/ready":
             database, cache_state = check_database(), check_redis()
             ready = database == "ok" and cache_state == "ok"
@@ -167,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     server = ThreadingHTTPServer((ADDR, PORT), Handler)
     server.daemon_threads = True
-    print(f"lab app listening on {ADDR}:{PORT}", flush=True)
+    print(f"lab app {VERSION} listening on {ADDR}:{PORT}", flush=True)
     server.serve_forever()
 
 

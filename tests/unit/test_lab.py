@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 import lab
 
@@ -107,3 +108,14 @@ def test_image_tag_follows_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert lab.image_tag() == tag
     (tmp_path / "image" / "packages.txt").write_text("postgresql-16\n")
     assert lab.image_tag() != tag
+
+
+def test_services_name_their_env_variables_and_only_the_app_is_deployable() -> None:
+    host = lab.Host("lab9", "127.0.2.9", "stack")
+    project = yaml.safe_load(lab.render((lab.LAB / "compose.yaml.tmpl").read_text(), host, "stackops-lab:abc"))
+    services = project["services"]
+    # No env_file: a variable a deploy adds to .env (APP_IMAGE) changes no service that does not name it.
+    assert all("env_file" not in s and "LAB_ADDR" in s["environment"] for s in services.values())
+    assert {name for name, s in services.items() if "${" in s["image"]} == {"app"}
+    assert services["app"]["image"] == "${APP_IMAGE:-stackops-lab:abc}"
+    assert "127.0.2.9/${APP_PORT:-8000}" in services["app"]["healthcheck"]["test"][-1]
