@@ -202,7 +202,7 @@ deleted_by_pattern:
   type: dict
   sample: {"session:*": 1200}
 deleted_sample:
-  description: Up to 10 of those keys, bytes that are not printable UTF-8 written as C(\\xNN).
+  description: Up to 10 of those keys, bytes that are not printable UTF-8 written as C(\xNN).
   returned: when O(delete_pattern) is set
   type: list
   elements: str
@@ -215,8 +215,9 @@ snapshot:
   description:
     - The snapshot. In check mode only C(source) and C(dest).
     - C(path), C(sha256), C(size) and C(sha256_file) of the copy; C(source), the server's RDB file (in the service
-      with O(compose_project_src)); C(started_at), C(finished_at), C(duration_s) and C(waited_s) (spent waiting
-      for a save that was already running); C(rdb_last_save_time).
+      with O(compose_project_src)); C(started_at) and C(finished_at) of the save; C(duration_s), the whole step
+      (waiting, saving, copying), and C(waited_s), spent waiting for a save that was already running;
+      C(rdb_last_save_time).
   returned: when O(snapshot) is set
   type: dict
   sample:
