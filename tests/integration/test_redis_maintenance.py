@@ -75,11 +75,12 @@ def settings(drill1: lab.Host) -> Iterator[redis.Redis]:
     r = client(drill1)
     saved = {name: r.config_get(name)[name] for name in ("maxmemory", "maxmemory-policy")}
     conf = drill1.dir / "data" / "redis" / "redis.conf"
-    original = conf.read_bytes()
+    original, mode = conf.read_bytes(), stat.S_IMODE(conf.stat().st_mode)
     yield r
     for name, value in saved.items():
         r.config_set(name, value)
     conf.write_bytes(original)
+    conf.chmod(mode)
     r.close()
 
 
@@ -328,7 +329,9 @@ def test_runbook_four_step_sets_memory_and_clears_the_cache(drill1: lab.Host, se
         assert summary["result"] == "ok" and summary["deleted"] == 200 and summary["rewritten"] is True
         assert summary["config_changes"]["maxmemory"] == {"before": "268435456", "after": "134217728"}
         assert settings.config_get("maxmemory") == {"maxmemory": "134217728"}
-        assert re.search(r"^maxmemory 128mb$", (drill1.dir / "data/redis/redis.conf").read_text(), re.MULTILINE)
+        conf = drill1.dir / "data" / "redis" / "redis.conf"
+        assert re.search(r"^maxmemory 128mb$", conf.read_text(), re.MULTILINE)
+        assert stat.S_IMODE(conf.stat().st_mode) == 0o600  # the password in it stays private
         assert r.dbsize() == 50
     finally:
         r.flushdb()
