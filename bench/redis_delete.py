@@ -13,8 +13,9 @@ match). Each way runs RUNS times; then the module once more end to end (`python 
 all), a sweep of batch sizes, and a small correctness check with keys holding spaces, quotes and newlines. The
 latency client is a separate process (not sharing this one's interpreter lock), bounded in count and time. Each
 timed delete also resets drill1's latency monitor and command statistics (LATENCY RESET, CONFIG RESETSTAT) to read
-how long Redis itself was held. The password reaches redis-cli in REDISCLI_AUTH, never an argument. Traffic goes
-to 127.0.2.3 only; database 13 is emptied at the end. Results go to bench/results/redis_delete.json.
+how long Redis itself was held. Automatic snapshots (`save`) are off during the bench and put back at the end. The
+password reaches redis-cli in REDISCLI_AUTH, never an argument. Traffic goes to 127.0.2.3 only; database 13 is
+emptied at the end. Results go to bench/results/redis_delete.json.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ CREDENTIALS = ROOT / "inventories" / "lab" / "host_vars" / "drill1" / "lab_crede
 HOST, PORT, DB = "127.0.2.3", 6379, 13
 KEYS, PATTERN = 1_000_000, "session:*"
 RUNS = int(os.environ.get("RUNS", "3"))
-DEFAULT_BATCH = 1000
-SWEEP = (100, 300, 1000, 3000, 10000)
+DEFAULT_BATCH = 500
+SWEEP = (100, 300, 500, 1000, 3000, 10000)
 # The latency client: one PING about every millisecond, for at most this long and this many.
 PROBE_INTERVAL_S, PROBE_LIMIT_S, PROBE_LIMIT = 0.001, 180.0, 400_000
 MODULE = "ansible_collections.stackops.runbooks.plugins.modules.redis_maintenance"
@@ -79,6 +80,13 @@ def drain(r: redis.Redis) -> None:
     deadline = time.monotonic() + 60
     while int(r.info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def idle_saves(r: redis.Redis) -> None:
+    """No snapshot running (one may have started before the bench turned them off)."""
+    deadline = time.monotonic() + 120
+    while r.info("persistence")["rdb_bgsave_in_progress"] and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def load(r: redis.Redis, stream: Path, env: dict[str, str]) -> float:
@@ -158,6 +166,9 @@ def measured(secret: str, action: t.Callable[[], object]) -> tuple[dict[str, flo
         "seconds": round(end - start, 3),
         **latency(samples, start, end),
         "server_worst_ms": max((int(event[3]) for event in events), default=0),
+        "server_events": {
+            event[0].decode() if isinstance(event[0], bytes) else str(event[0]): int(event[3]) for event in events
+        },
         "hold_ms": max((c["ms_per_call"] for c in calls.values()), default=0.0),
         "calls": calls,
     }
@@ -257,13 +268,18 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     r = client(secret)
-    threshold = r.config_get("latency-monitor-threshold")["latency-monitor-threshold"]
-    r.config_set("latency-monitor-threshold", 1)  # record every event of 1 ms or more; put back at the end
+    saved = r.config_get("latency-monitor-threshold") | r.config_get("save")
+    # Every event of 1 ms or more recorded; no automatic snapshot, which each reload of a million keys would start
+    # (save 60 10000): its fork and the writing child would land at random in the timings. Both put back at the end.
+    r.config_set("latency-monitor-threshold", 1)
+    r.config_set("save", "")
     try:
+        idle_saves(r)
         bench(r, secret, env, commands)
     finally:
-        r.config_set("latency-monitor-threshold", threshold)
         drain(r)
+        for name, value in saved.items():
+            r.config_set(name, value)
         r.close()
 
 

@@ -66,11 +66,12 @@ options:
     default: []
   batch_size:
     description:
-      - How many keys each C(SCAN) looks at (its C(COUNT)), and so about how many one C(UNLINK) removes. Each
-        call holds the server for about a millisecond at the default on a small machine; larger batches finish
-        sooner and hold it longer.
+      - How many keys each C(SCAN) looks at (its C(COUNT)), and so about how many one C(UNLINK) removes. At the
+        default each call held a 2-core server about half a millisecond, and 500,000 keys of 1,000,000 went in
+        about 4 seconds. Larger batches finish a little sooner and hold it longer (about 1 ms at 1000, 10 ms at
+        10000); smaller ones take longer.
     type: int
-    default: 1000
+    default: 500
   flush:
     description:
       - V(db) empties database O(db) (C(FLUSHDB ASYNC)). V(all) empties every database of the server
@@ -231,7 +232,7 @@ commands:
   returned: always
   type: list
   elements: str
-  sample: ["CONFIG SET maxmemory 64mb", "CONFIG REWRITE", "SCAN MATCH session:* COUNT 1000 + UNLINK"]
+  sample: ["CONFIG SET maxmemory 64mb", "CONFIG REWRITE", "SCAN MATCH session:* COUNT 500 + UNLINK"]
 server:
   description: The server's version, and its config file (empty when it has none).
   returned: always
@@ -292,7 +293,7 @@ def argument_spec() -> dict[str, t.Any]:
         config={"type": "dict", "default": {}},
         rewrite_config={"type": "bool", "default": False},
         delete_pattern={"type": "list", "elements": "str", "default": []},
-        batch_size={"type": "int", "default": 1000},
+        batch_size={"type": "int", "default": 500},
         flush={"type": "str", "choices": ["db", "all"]},
         confirm={"type": "bool", "default": False},
         snapshot={"type": "bool", "default": False},
@@ -371,7 +372,9 @@ def matches_everything(pattern: str) -> bool:
 def check_inputs(p: dict[str, t.Any]) -> None:
     """Everything that can be judged without the server, so that a bad option changes nothing."""
     if p["batch_size"] < 1:
-        raise MaintenanceError(f"batch_size must be 1 or more, not {p['batch_size']}; 1000 suits most servers.")
+        raise MaintenanceError(
+            f"batch_size must be 1 or more, not {p['batch_size']}; the default 500 suits most servers."
+        )
     for pattern in p["delete_pattern"]:
         if not pattern:
             raise MaintenanceError("delete_pattern holds an empty pattern; remove it or give the keys' pattern.")
