@@ -73,13 +73,14 @@ def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def new_set_name(dest: str, db: str, epoch: float) -> str:
-    """`<db>-<time>`, with `-2`, `-3`... when a run in the same second already used the name."""
+def new_set_name(dest: str, db: str, epoch: float, suffix: str = "") -> str:
+    """`<db>-<time><suffix>`, with `-2`, `-3`... before the suffix when a run in the same second already used the
+    name."""
     base = f"{label(db)}-{utc_stamp(epoch)}"
-    name, seq = base, 1
+    name, seq = base + suffix, 1
     while os.path.lexists(os.path.join(dest, name)) or os.path.lexists(os.path.join(dest, name + PARTIAL)):
         seq += 1
-        name = f"{base}-{seq}"
+        name = f"{base}-{seq}{suffix}"
     return name
 
 

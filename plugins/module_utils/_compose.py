@@ -63,6 +63,16 @@ def common_argument_spec() -> dict[str, t.Any]:
     }
 
 
+def project_argument_spec() -> dict[str, t.Any]:
+    """The compose project of a module that runs a program in one of its services (pg_backup, pg_restore,
+    redis_maintenance), documented once in the stackops.runbooks.compose.project doc fragment."""
+    return {
+        "compose_project_src": {"type": "path"},
+        "compose_project_name": {"type": "str"},
+        "compose_files": {"type": "list", "elements": "path"},
+    }
+
+
 class ComposeError(StackopsError):
     """A compose step failed."""
 
@@ -492,6 +502,28 @@ class ComposeProject:
                     logs=self.logs(bad, tail="30").splitlines()[-60:],
                 )
             time.sleep(0.5)
+
+
+def service_project(
+    module: t.Any, params: dict[str, t.Any], service: str, error: type[StackopsError] = ComposeError
+) -> ComposeProject:
+    """The project of the compose_project_* options (project_argument_spec), with `service` defined and running;
+    `error` is the exception a module raises when it is not."""
+    project = ComposeProject(
+        module,
+        {
+            "project_src": params["compose_project_src"],
+            "project_name": params["compose_project_name"],
+            "files": params["compose_files"],
+        },
+    )
+    project.check_services([service])
+    if not any(c.service == service and c.running for c in project.containers()):
+        raise error(
+            f"Service {service} of {params['compose_project_src']} has no running container; "
+            "start it first (stackops.runbooks.compose_service state=started)."
+        )
+    return project
 
 
 def by_service(containers: list[Container], services: dict[str, t.Any], names: t.Iterable[str]) -> dict[str, t.Any]:

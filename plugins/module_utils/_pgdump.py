@@ -19,7 +19,11 @@ import threading
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import CHUNK, BackupError
-from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
+    ComposeProject,
+    project_argument_spec,
+    service_project,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connect_params, sql
 
 STDERR_KEPT = 16384
@@ -102,20 +106,7 @@ class Tools:
         self.project: ComposeProject | None = None
         self.service: str = params["compose_service"]
         if params["compose_project_src"]:
-            self.project = ComposeProject(
-                module,
-                {
-                    "project_src": params["compose_project_src"],
-                    "project_name": params["compose_project_name"],
-                    "files": params["compose_files"],
-                },
-            )
-            self.project.check_services([self.service])
-            if not any(c.service == self.service and c.running for c in self.project.containers()):
-                raise BackupError(
-                    f"Service {self.service} of {params['compose_project_src']} has no running container; "
-                    "start it first (stackops.runbooks.compose_service state=started)."
-                )
+            self.project = service_project(module, params, self.service, BackupError)
         libpq = connect_params(params, application)
         self.env = {"PGAPPNAME": application, "PGCONNECT_TIMEOUT": str(libpq["connect_timeout"])}
         for key, name in (("password", "PGPASSWORD"), ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")):
@@ -232,9 +223,7 @@ class Tools:
 def tools_argument_spec() -> dict[str, t.Any]:
     """Where the client programs run, documented once in the stackops.runbooks.postgres.tools doc fragment."""
     return {
-        "compose_project_src": {"type": "path"},
-        "compose_project_name": {"type": "str"},
-        "compose_files": {"type": "list", "elements": "path"},
+        **project_argument_spec(),
         "compose_service": {"type": "str", "default": "postgres"},
         "jobs": {"type": "int", "default": 1},
     }

@@ -47,7 +47,8 @@ def ensure_libs(module: t.Any) -> None:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
 
 
-def client(params: dict[str, t.Any]) -> t.Any:
+def client(params: dict[str, t.Any], name: str | None = None) -> t.Any:
+    """A client (not yet connected); `name` is its CLIENT SETNAME, so that CLIENT LIST shows who it is."""
     if params["connect_timeout"] < 1:
         raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
     if params["db"] < 0:
@@ -58,6 +59,7 @@ def client(params: dict[str, t.Any]) -> t.Any:
         "password": params["login_password"],
         "socket_timeout": params["connect_timeout"],
         "socket_connect_timeout": params["connect_timeout"],
+        "client_name": name,
     }
     if params["login_unix_socket"]:
         return redis.Redis(unix_socket_path=params["login_unix_socket"], **common)
@@ -73,3 +75,21 @@ def client(params: dict[str, t.Any]) -> t.Any:
 
 def target(params: dict[str, t.Any]) -> str:
     return params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
+
+
+def connect(params: dict[str, t.Any], name: str) -> t.Any:
+    """A client that has answered PING, for modules that change something: an unreachable server or a refused
+    password is an error naming the server (redis_health reports it as a finding instead)."""
+    r = client(params, name)
+    try:
+        r.ping()
+    except RedisError as exc:
+        if str(exc).startswith("MISCONF"):
+            # Since Redis 7 PING is refused, like writes, after a failed RDB save; the server is there, and a
+            # successful save (redis_maintenance snapshot) is what lifts it.
+            return r
+        raise StackopsError(
+            f"Cannot reach Redis at {target(params)}: {str(exc).strip() or type(exc).__name__}. Check login_host, "
+            "login_port and login_password (or login_unix_socket), and that the server runs."
+        ) from None
+    return r

@@ -262,6 +262,7 @@ import time
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import project_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     DEFAULT_PAGE,
     Nginx,
@@ -286,9 +287,7 @@ def argument_spec() -> dict[str, t.Any]:
         "mode": {"type": "str"},
         "owner": {"type": "str"},
         "group": {"type": "str"},
-        "compose_project_src": {"type": "path"},
-        "compose_project_name": {"type": "str"},
-        "compose_files": {"type": "list", "elements": "path"},
+        **project_argument_spec(),
         "compose_service": {"type": "str"},
         "nginx_binary": {"type": "str", "default": "nginx"},
         "pid_file": {"type": "path"},
