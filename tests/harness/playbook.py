@@ -173,6 +173,30 @@ def four_step(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) 
     return runs
 
 
+def read_only(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) -> list[PlaybookRun]:
+    """The contract of what only reads (facts, health checks, the daily routine): --check and a real run both
+    change nothing on any host. The four-step's last two runs would repeat these two on the same unchanged stack,
+    so they are left out."""
+    runs = []
+    for check in (True, False):
+        result = run(*args, check=check, **kwargs)
+        result.assert_ok()
+        assert not any(result.changed().values()), (
+            f"{result.playbook}: a read-only {'--check ' if check else ''}run changed {result.changed()}:\n"
+            + result.stdout[-4000:]
+        )
+        runs.append(result)
+    return runs
+
+
+def assert_read_only(playbook: str, **kwargs: t.Any) -> list[PlaybookRun]:
+    return read_only(run_playbook, playbook, **kwargs)
+
+
+def assert_module_read_only(module: str, args: Mapping[str, t.Any], **kwargs: t.Any) -> list[PlaybookRun]:
+    return read_only(run_module, module, args, **kwargs)
+
+
 def assert_four_step(playbook: str, **kwargs: t.Any) -> list[PlaybookRun]:
     return four_step(run_playbook, playbook, **kwargs)
 

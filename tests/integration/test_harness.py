@@ -1,4 +1,4 @@
-"""The harness itself: runs reach every lab host over SSH, and the four-step check can fail."""
+"""The harness itself: runs reach every lab host over SSH, and the four-step and read-only checks can fail."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.playbook import assert_four_step, run_playbook
+from harness.playbook import assert_four_step, assert_read_only, run_playbook
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 
@@ -45,3 +45,8 @@ def test_a_failed_host_is_reported_per_host(hosts: dict) -> None:
     assert run.failed_hosts() == {"lab1", "lab2"}
     with pytest.raises(AssertionError, match="failed hosts"):
         run.assert_ok()
+
+
+def test_read_only_rejects_a_playbook_that_changes_something() -> None:
+    with pytest.raises(AssertionError, match="a read-only --check run changed"):
+        assert_read_only(str(PLAYBOOKS / "always_changed.yml"), limit="lab1")

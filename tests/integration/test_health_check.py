@@ -8,13 +8,13 @@ from pathlib import Path
 
 import lab
 from harness.labctl import lab_up
-from harness.playbook import assert_four_step, run_playbook
+from harness.playbook import assert_read_only, run_playbook
 
 PLAYBOOK = "stackops.runbooks.health_check"
 
 
 def test_a_healthy_fleet_is_ok_and_never_changed(tmp_path: Path) -> None:
-    runs = assert_four_step(PLAYBOOK, extravars={"health_check_report_dir": str(tmp_path)})
+    runs = assert_read_only(PLAYBOOK, extravars={"health_check_report_dir": str(tmp_path)})
     assert all(n == 0 for run in runs for n in run.changed().values())
     results = runs[1].artifacts["health_check"]
     assert {host: r["status"] for host, r in results.items()} == {"lab1": "ok", "lab2": "ok"}

@@ -14,7 +14,7 @@ import redis
 import lab
 from harness.labctl import lab_up
 from harness.paths import lab_credentials
-from harness.playbook import assert_module_four_step, run_module
+from harness.playbook import assert_module_read_only, run_module
 
 PG = "stackops.runbooks.pg_health"
 REDIS = "stackops.runbooks.redis_health"
@@ -63,7 +63,7 @@ def messages(result: dict, check_name: str) -> list[str]:
 
 
 def test_healthy_postgres_is_ok_and_never_changes_anything(lab1: lab.Host) -> None:
-    runs = assert_module_four_step(PG, pg_args(lab1))
+    runs = assert_module_read_only(PG, pg_args(lab1))
     result = runs[1].result("lab1")
     assert (result["is_available"], result["status"], result["findings"]) == (True, "ok", [])
     assert result["server"]["version"].startswith("15.") and result["server"]["in_recovery"] is False
@@ -170,7 +170,7 @@ def test_unknown_threshold_is_refused_with_the_valid_names(lab1: lab.Host) -> No
 
 
 def test_healthy_redis_is_ok(lab1: lab.Host) -> None:
-    runs = assert_module_four_step(REDIS, redis_args(lab1))
+    runs = assert_module_read_only(REDIS, redis_args(lab1))
     result = runs[1].result("lab1")
     assert (result["is_available"], result["status"]) == (True, "ok")
     assert result["server"]["version"].startswith("7.")

@@ -24,7 +24,7 @@ import pytest
 import lab
 from harness.labctl import lab_up
 from harness.paths import lab_credentials
-from harness.playbook import assert_module_four_step, run_module
+from harness.playbook import assert_module_read_only, run_module
 
 HTTP = "stackops.runbooks.http_health"
 STACK = "stackops.runbooks.stack_health"
@@ -59,7 +59,7 @@ def lab1(hosts: dict) -> lab.Host:
 
 
 def test_lab_endpoints_pass_with_tls_websocket_and_cors(lab1: lab.Host) -> None:
-    runs = assert_module_four_step(HTTP, {"endpoints": lab_endpoints(lab1), "ca_path": ca(lab1)})
+    runs = assert_module_read_only(HTTP, {"endpoints": lab_endpoints(lab1), "ca_path": ca(lab1)})
     result = runs[1].result("lab1")
     assert (result["status"], result["findings"], result["is_available"]) == ("ok", [], True)
     endpoints = result["endpoints"]
@@ -176,7 +176,7 @@ def stack_args(host: lab.Host, **extra: object) -> dict:
 
 
 def test_stack_health_reads_every_part_at_once_and_never_changes(lab1: lab.Host) -> None:
-    runs = assert_module_four_step(STACK, stack_args(lab1))
+    runs = assert_module_read_only(STACK, stack_args(lab1))
     result = runs[1].result("lab1")
     assert (result["status"], messages(result)) == ("ok", [])
     assert result["parts"] == {"services": "ok", "nginx": "ok", "postgres": "ok", "redis": "ok", "http": "ok"}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from harness.playbook import assert_four_step
+from harness.playbook import assert_read_only
 
 
 def test_stack_facts_reports_every_host_and_changes_nothing(hosts: dict) -> None:
-    runs = assert_four_step("stackops.runbooks.stack_facts")
+    runs = assert_read_only("stackops.runbooks.stack_facts")
     assert all(count == 0 for run in runs for count in run.changed().values())
     facts = runs[1].artifacts["stack_facts"]
     assert set(facts) == set(hosts)
