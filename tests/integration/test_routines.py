@@ -141,7 +141,7 @@ def test_monthly_archives_exports_and_audits_once_a_month(hosts: dict, new_month
         names = tar.getnames()
     assert {"./.env", "./compose.yaml", "./nginx/nginx.conf"} <= set(names)
     assert not [n for n in names if n.startswith("./data/")], "live data files are not archived"
-    backup = Path(found["facts"]["backup"]).name if "/" in found["facts"]["backup"] else found["facts"]["backup"]
+    backup = Path(found["facts"]["backup"]).name
     assert f"{backup}/manifest.json" in names
     exported = Path(found["facts"]["logs"])
     assert exported.stat().st_mode & 0o777 == 0o600
