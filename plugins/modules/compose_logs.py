@@ -222,12 +222,18 @@ def write_file(module: AnsibleModule, dest: str, content: str, compress: bool) -
     data = content.encode("utf-8")
     try:
         with open(dest, "rb") as handle:
-            old = handle.read()
-        if (gzip.decompress(old) if compress else old) == data:
-            return False
-    except (OSError, EOFError) as exc:
-        if not isinstance(exc, FileNotFoundError) and not compress:
-            raise ComposeError(f"Cannot read {dest}: {exc}.") from None
+            old: bytes | None = handle.read()
+    except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        raise ComposeError(f"Cannot read {dest}: {exc}.") from None
+    if old is not None and compress:
+        try:
+            old = gzip.decompress(old)
+        except (OSError, EOFError):
+            old = None  # not gzip (or cut short): replaced
+    if old == data:
+        return False
     if module.check_mode:
         return True
     folder = os.path.dirname(dest) or "."
