@@ -80,7 +80,7 @@ integration: lab-up
 # Its output is shown when it fails; the last line is always pytest's summary.
 test: lint lab-up
 	$(MAKE) --no-print-directory sanity > .build/sanity.log 2>&1 & sanity=$$!; \
-	tests=0; pytest tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
+	tests=0; pytest -n 2 --durations=20 tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
 	checks=0; wait $$sanity || checks=$$?; \
 	if [ $$checks -ne 0 ]; then cat .build/sanity.log; echo "make test: ansible-test sanity failed (above)"; \
 	else grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; echo "make test: ansible-test sanity passed"; fi; \

@@ -5,12 +5,60 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 import lab
+from harness import lanes
 from harness.paths import REPO, lab_hosts
 from harness.scratch import ScratchProject, new_project
+
+
+class LaneScheduling(LoadScopeScheduling):
+    """xdist's scope scheduling with an integration module's lane as its scope; other test files are their own."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        source = self.config.rootpath / path
+        declared = lanes.declared_in(source.read_text()) if source.parent == Path(__file__).parent else None
+        return lanes.lane(declared, lab_hosts(), source.stem) if declared else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LaneScheduling:
+    return LaneScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every integration module declares the lab hosts it needs (the scheduler and the locks read it)."""
+    fleet = lab_hosts()
+    for item in items:
+        if item.path.parent != Path(__file__).parent:
+            continue
+        module = item.getparent(pytest.Module)
+        marker = module.get_closest_marker("lab_hosts") if module else None
+        declared = marker.args if marker else None
+        if not declared or lanes.unknown(declared, fleet):
+            raise pytest.UsageError(
+                f"{item.path.name}: declare the lab hosts it needs at module level, from {sorted(fleet)}, "
+                f'"{lanes.ENGINE}" or "{lanes.ALL}": pytestmark = pytest.mark.lab_hosts("lab1") (got {declared!r})'
+            )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_hosts_held(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under xdist, hold the module's lab hosts while it runs, so no other worker touches them meanwhile."""
+    worker = getattr(request.config, "workerinput", None)
+    if worker is None:
+        yield
+        return
+    marker = request.node.get_closest_marker("lab_hosts")
+    declared = marker.args if marker else ()
+    with lanes.holding(lanes.needed(declared, lab_hosts()), worker["testrunuid"]):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

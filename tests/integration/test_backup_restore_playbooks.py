@@ -17,6 +17,8 @@ from harness.paths import lab_credentials
 from harness.pg import query
 from harness.playbook import assert_four_step, run_module, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("lab2", "drill1")
+
 NOTE = "written after the backup"
 
 

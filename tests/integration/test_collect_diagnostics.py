@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import lab
 from harness.labctl import lab_up
 from harness.paths import lab_credentials
 from harness.playbook import run_playbook
+
+pytestmark = pytest.mark.lab_hosts("lab2")
 
 PLAYBOOK = "stackops.runbooks.collect_diagnostics"
 FILES = ["compose.log", "env.txt", "incident.md", "ports.txt", "resources.txt", "state.json"]

@@ -25,6 +25,8 @@ from harness.paths import REPO
 from harness.playbook import PlaybookRun, four_step, run_module, run_playbook
 from harness.scratch import ScratchProject, new_project, service
 
+pytestmark = pytest.mark.lab_hosts("lab1", "engine")
+
 MODULE = "stackops.runbooks.compose_images"
 REGISTRY_BIN = "/usr/bin/docker-registry"
 OPEN = "127.0.2.100:5000"

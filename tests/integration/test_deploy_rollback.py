@@ -24,6 +24,8 @@ from harness.paths import lab_credentials
 from harness.pg import query
 from harness.playbook import PlaybookRun, four_step, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("lab2", "engine")
+
 DEPLOY = "stackops.runbooks.deploy"
 ROLLBACK = "stackops.runbooks.rollback"
 V2 = "stackops-lab:deploy-test-v2"

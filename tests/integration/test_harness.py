@@ -8,6 +8,8 @@ import pytest
 
 from harness.playbook import assert_four_step, assert_read_only, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
+
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 
 

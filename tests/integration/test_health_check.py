@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import lab
 from harness.labctl import lab_up
 from harness.playbook import assert_read_only, run_playbook
+
+pytestmark = pytest.mark.lab_hosts("all")
 
 PLAYBOOK = "stackops.runbooks.health_check"
 

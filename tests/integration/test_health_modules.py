@@ -16,6 +16,8 @@ from harness.labctl import lab_up
 from harness.paths import lab_credentials
 from harness.playbook import assert_module_read_only, run_module
 
+pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
+
 PG = "stackops.runbooks.pg_health"
 REDIS = "stackops.runbooks.redis_health"
 

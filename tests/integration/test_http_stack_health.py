@@ -26,6 +26,8 @@ from harness.labctl import lab_up
 from harness.paths import lab_credentials
 from harness.playbook import assert_module_read_only, run_module
 
+pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
+
 HTTP = "stackops.runbooks.http_health"
 STACK = "stackops.runbooks.stack_health"
 ORIGIN = "https://app.stackops.test"

@@ -11,9 +11,13 @@ import json
 import threading
 from collections.abc import Iterator
 
+import pytest
+
 import lab
 from harness.labctl import lab_up
 from harness.playbook import PlaybookRun, run_playbook
+
+pytestmark = pytest.mark.lab_hosts("lab2")
 
 PLAYBOOK = "stackops.runbooks.maintenance_window"
 

@@ -19,6 +19,8 @@ import pytest
 import lab
 from harness.playbook import assert_module_four_step, run_module
 
+pytestmark = pytest.mark.lab_hosts("lab2")
+
 MODULE = "stackops.runbooks.nginx_config"
 
 

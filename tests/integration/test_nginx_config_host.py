@@ -13,6 +13,8 @@ import pytest
 
 from harness.playbook import assert_module_four_step, run_module
 
+pytestmark = pytest.mark.lab_hosts("lab1")
+
 MODULE = "stackops.runbooks.nginx_config"
 ADDR = "127.0.2.1"  # a lab host's address; port 18080 is nobody's there
 

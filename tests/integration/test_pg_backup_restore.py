@@ -25,6 +25,8 @@ from harness.pg import connect as pg
 from harness.pg import query
 from harness.playbook import PlaybookRun, run_module
 
+pytestmark = pytest.mark.lab_hosts("lab1", "drill1")
+
 BACKUP = "stackops.runbooks.pg_backup"
 RESTORE = "stackops.runbooks.pg_restore"
 ROOT = lab.ROOT / "backup-tests"

@@ -21,6 +21,8 @@ from harness.paths import lab_credentials
 from harness.pg import query
 from harness.playbook import PlaybookRun, assert_four_step, four_step, run_module, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("lab1")
+
 MODULE = "stackops.runbooks.pg_maintenance"
 TAG = uuid.uuid4().hex[:8]
 DB = f"pgm_{TAG}"  # the tests' database

@@ -11,9 +11,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import lab
 from harness.playbook import assert_four_step, run_playbook
 from harness.scratch import ScratchProject
+
+pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
 
 PLAYBOOK = "stackops.runbooks.recover_service"
 

@@ -26,6 +26,8 @@ import lab
 from harness.paths import lab_credentials
 from harness.playbook import PlaybookRun, assert_four_step, assert_module_four_step, run_module, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("drill1")
+
 MODULE = "stackops.runbooks.redis_maintenance"
 PLAYBOOK = "stackops.runbooks.redis_maintenance"
 HOST = "drill1"

@@ -22,6 +22,8 @@ from harness.paths import LAB_INVENTORY, REPO
 from harness.pg import query
 from harness.playbook import PlaybookRun, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("all")
+
 PLAYBOOK = "stackops.runbooks.restore_drill"
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "restore_drill.schema.json").read_text())
 WORK = Path("/var/tmp/stackops-restore-drill")

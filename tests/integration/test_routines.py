@@ -22,6 +22,8 @@ from harness.paths import lab_credentials
 from harness.pg import query
 from harness.playbook import assert_four_step, assert_read_only, run_module, run_playbook
 
+pytestmark = pytest.mark.lab_hosts("lab1", "engine")
+
 REPORTS = lab.ROOT / "reports" / "routine"
 ARCHIVES = lab.ROOT / "archives"
 LOGS = lab.ROOT / "logs"

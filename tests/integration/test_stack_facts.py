@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.playbook import assert_read_only
+
+pytestmark = pytest.mark.lab_hosts("all")
 
 
 def test_stack_facts_reports_every_host_and_changes_nothing(hosts: dict) -> None:

@@ -1,0 +1,79 @@
+"""Which integration modules may run at the same time: each declares the lab hosts it needs, and holds them.
+
+With pytest-xdist (`make test` runs `-n 2`), modules are scheduled in lanes by the hosts they need: a lane is one
+work unit, run in order by one worker, so the two workers mostly work on different hosts. A module holds a file
+lock per host it declares for as long as it runs, taken all at once in one global order, so modules sharing a host
+never overlap and no two workers wait on each other in a circle. Without xdist nothing is locked.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ALL = "all"
+# Not a host: the one Docker engine every host shares. Modules that make or remove images or containers outside
+# compose projects (docker_prune's leftovers, builds, pulls) take it, so a prune never meets another's leftovers.
+ENGINE = "engine"
+
+
+def needed(declared: Iterable[str], fleet: Iterable[str]) -> list[str]:
+    """What to lock, in the one order every worker uses: "all" means every host of the fleet and the engine."""
+    names = set(declared)
+    return sorted({*fleet, ENGINE} if ALL in names else names)
+
+
+def unknown(declared: Iterable[str], fleet: Iterable[str]) -> list[str]:
+    return sorted(set(declared) - set(fleet) - {ALL, ENGINE})
+
+
+def lane(declared: Iterable[str], fleet: Iterable[str], module: str) -> str:
+    """The xdist group of a module: one lane per stack host, and its own group for a module spanning both.
+
+    A module of the drill host alone shares lab2's lane, the lighter of the two.
+    """
+    hosts = set(needed(declared, fleet))
+    stack = sorted(hosts & {"lab1", "lab2"})
+    if len(stack) == 1:
+        return f"lane-{stack[0]}"
+    if not stack and hosts:
+        return "lane-lab2"
+    return f"alone-{module}"
+
+
+def declared_in(source: str) -> tuple[str, ...] | None:
+    """The names of a module's `pytestmark = pytest.mark.lab_hosts(...)`, read without importing it (the xdist
+    controller schedules before any worker imports a test)."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            calls = node.value.elts if isinstance(node.value, ast.List) else [node.value]
+            for call in calls:
+                if (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "lab_hosts"
+                ):
+                    return tuple(a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
+    return None
+
+
+@contextmanager
+def holding(hosts: list[str], run_id: str) -> Iterator[None]:
+    """Hold an exclusive lock per host until the block ends (the kernel drops them if the worker dies)."""
+    folder = Path(tempfile.gettempdir()) / f"stackops-lanes-{run_id}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    descriptors: list[int] = []
+    try:
+        for host in hosts:
+            descriptor = os.open(folder / f"{host}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            descriptors.append(descriptor)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        for descriptor in reversed(descriptors):
+            os.close(descriptor)
