@@ -130,18 +130,20 @@ class Tools:
         names = [arg for name in sorted(self.env) for arg in ("-e", name)]
         return [*self.project.base_args(), "exec", "-T", *names, self.service, program, *args]
 
+    def overrides(self) -> dict[str, str]:
+        """What the programs' environment adds: the compose project's and libpq's settings (the password too)."""
+        return {**(self.project.environ() if self.project else {}), **self.env}
+
     def environ(self) -> dict[str, str]:
-        extra = self.project.environ() if self.project else {}
-        return {**os.environ, **extra, **self.env}
+        return {**os.environ, **self.overrides()}
 
     def output(self, program: str, *args: str) -> str:
         """The output of a short command; a failure is an error naming it."""
-        argv = self.argv(program, *args)
-        proc = subprocess.run(argv, env=self.environ(), capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            why = (proc.stderr or proc.stdout).strip()
+        rc, out, err = self.module.run_command(self.argv(program, *args), environ_update=self.overrides())
+        if rc != 0:
+            why = (err or out).strip()
             raise BackupError(f"`{program} {' '.join(args)}` in {self.where} failed: {why}")
-        return proc.stdout
+        return out
 
     def version(self, program: str) -> tuple[int, str]:
         text = self.output(program, "--version").strip()
@@ -160,7 +162,8 @@ class Tools:
         out = open(stdout_path, "xb") if stdout_path else None  # noqa: SIM115
         proc: subprocess.Popen[bytes] | None = None
         try:
-            proc = subprocess.Popen(
+            # run_command cannot stream stdout to a file while hashing it, and a dump must never sit in memory.
+            proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
                 argv,
                 stdin=stdin,
                 stdout=subprocess.PIPE if out else subprocess.DEVNULL,
