@@ -92,12 +92,14 @@ bench: lab-up
 	bash bench/health_check.sh
 	$(BIN)/python bench/nginx_switch.py
 	$(BIN)/python bench/backup_restore.py
+	$(BIN)/python bench/redis_delete.py
 
 # stack_health's nested doc fragment, then module and role pages, are generated; tests/unit/test_docs.py fails when
 # either is stale.
 docs: venv collection
 	$(BIN)/python tests/tools/gen_fragments.py
 	$(BIN)/python tests/tools/gen_docs.py
+	$(BIN)/python tests/tools/gen_changelog.py
 
 clean:
 	rm -rf .build tests/output .pytest_cache .ruff_cache .mypy_cache
