@@ -4,31 +4,43 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# The ansible-core series of the venv: requirements-dev.txt's (the oldest supported, which the full suite runs on),
+# or NEWEST, the matrix leg's, on its own Python (`make unit CORE=2.21`). README's support matrix; docs/testing.md.
+OLDEST := 2.19
+NEWEST := 2.21
+CORE ?= $(OLDEST)
 # The real interpreter, not a pyenv shim: shims break ansible-test and interpreter discovery.
+ifeq ($(CORE),$(OLDEST))
 PYTHON ?= $(shell python3 -c 'import sys; print(sys.executable)')
 VENV := $(CURDIR)/.venv
+else
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+VENV := $(CURDIR)/.venv-$(CORE)
+endif
 BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.build/collections
 COLLECTION := $(COLLECTIONS)/ansible_collections/stackops/runbooks
 # ansible-test resolves its working directory, so a symlink will not do: it tests a copy of the tree.
 # The copy lives outside this checkout, where git would hide it from ansible-test.
-SANITY_TREE := /tmp/stackops-sanity-$(shell echo $(CURDIR) | md5sum | cut -c1-8)/ansible_collections/stackops/runbooks
+SANITY_TREE := /tmp/stackops-sanity-$(shell echo $(CURDIR) | md5sum | cut -c1-8)-$(CORE)/ansible_collections/stackops/runbooks
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv collection lab-up lab-down lab-status demo lint sanity unit integration test docs bench clean
+.PHONY: help venv collection lab-up lab-down lab-status demo lint sanity unit integration matrix test docs bench clean
 
 help:
 	@echo "make demo        bring the lab up and run the main job against it"
 	@echo "make test        every check: lint, ansible-test sanity, unit and integration tests (brings the lab up)"
 	@echo "make lab-up | lab-down | lab-status    the lab fleet (127.0.2.N hosts over SSH)"
-	@echo "make lint | sanity | unit | integration | docs | bench"
+	@echo "make lint | sanity | unit | integration | matrix | docs | bench   (CORE=$(NEWEST) for the newest ansible-core)"
 
 $(BIN)/.installed: requirements-dev.txt
+	@test -x "$(PYTHON)" || { echo "ansible-core $(CORE) needs Python 3.12 or later: install it (pyenv install 3.12) or set PYTHON"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	mkdir -p .build && sed 's/^ansible-core[<>=].*/ansible-core==$(CORE).*/' requirements-dev.txt > .build/requirements-$(CORE).txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r .build/requirements-$(CORE).txt
 	touch $@
 
 venv: $(BIN)/.installed
@@ -71,19 +83,29 @@ sanity: venv collection
 	cd $(SANITY_TREE) && ansible-test sanity --venv --python 3.11 --color no
 
 unit: venv collection
-	pytest tests/unit
+	pytest -n 2 tests/unit
 
-integration: lab-up
-	pytest tests/integration
+integration: venv lab-up
+	pytest -n 2 tests/integration
 
-# ansible-test sanity mostly waits (venvs, subprocesses), so it runs beside pytest, which mostly waits on the lab.
-# Its output is shown when it fails; the last line is always pytest's summary.
+# The matrix leg on CORE: the unit tests and the integration tests marked `matrix` (every module, the main playbooks).
+matrix: venv collection lab-up
+	pytest -n 2 -m "matrix or not lab" tests/unit tests/integration
+
+# ansible-test sanity mostly waits (venvs, subprocesses), so it runs (for both series) beside pytest, which mostly
+# waits on the lab. First the matrix leg on the newest ansible-core, then every test on the oldest. Sanity's output is
+# shown when it fails; the last line is always pytest's summary of the full suite.
 test: lint lab-up
-	$(MAKE) --no-print-directory sanity > .build/sanity.log 2>&1 & sanity=$$!; \
-	tests=0; pytest -n 2 --durations=20 tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
+	$(MAKE) --no-print-directory venv CORE=$(NEWEST)
+	{ $(MAKE) --no-print-directory sanity && $(MAKE) --no-print-directory sanity CORE=$(NEWEST); } \
+	  > .build/sanity.log 2>&1 & sanity=$$!; \
+	tests=0; $(MAKE) --no-print-directory matrix CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 || tests=$$?; \
+	echo "make test: ansible-core $(NEWEST) leg: $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
+	if [ $$tests -ne 0 ]; then tail -n 60 .build/pytest-$(NEWEST).log; fi; \
+	pytest -n 2 --durations=20 tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
 	checks=0; wait $$sanity || checks=$$?; \
 	if [ $$checks -ne 0 ]; then cat .build/sanity.log; echo "make test: ansible-test sanity failed (above)"; \
-	else grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; echo "make test: ansible-test sanity passed"; fi; \
+	else grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; echo "make test: ansible-test sanity passed ($(OLDEST) and $(NEWEST))"; fi; \
 	tail -n 1 .build/pytest.log; [ $$tests -eq 0 ] && [ $$checks -eq 0 ]
 
 # Benchmarks as ratios against baselines measured in the same run (bench/README.md).

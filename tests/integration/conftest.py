@@ -32,6 +32,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LaneSch
     return LaneScheduling(config, log)
 
 
+@pytest.hookimpl(tryfirst=True)  # the `lab` marker must be there before -m selects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every integration module declares the lab hosts it needs (the scheduler and the locks read it)."""
     fleet = lab_hosts()
@@ -46,6 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{item.path.name}: declare the lab hosts it needs at module level, from {sorted(fleet)}, "
                 f'"{lanes.ENGINE}" or "{lanes.ALL}": pytestmark = pytest.mark.lab_hosts("lab1") (got {declared!r})'
             )
+        item.add_marker(pytest.mark.lab)
 
 
 @pytest.fixture(scope="module", autouse=True)

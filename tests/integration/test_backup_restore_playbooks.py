@@ -52,6 +52,7 @@ def lab2(hosts: dict) -> Iterator[lab.Host]:
     query(host, "app", "DELETE FROM app.customers WHERE id >= 900000")
 
 
+@pytest.mark.matrix
 def test_backup_runbook_stops_writers_copies_and_verifies(lab2: lab.Host, tmp_path: Path) -> None:
     dest = lab.ROOT / "backups" / "lab2"
     before = sorted(p.name for p in dest.iterdir()) if dest.exists() else []

@@ -202,6 +202,7 @@ def entries(run: PlaybookRun) -> dict[str, dict]:
     return {entry["service"]: entry for entry in run.result("lab1")["images"]}
 
 
+@pytest.mark.matrix
 def test_report_without_pull_skips_the_local_image(registries: Registries, project: ScratchProject) -> None:
     run = run_module(MODULE, project.args(profiles=["built"]))
     run.assert_ok()

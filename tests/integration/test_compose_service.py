@@ -33,6 +33,7 @@ def started_at(project: ScratchProject, service: str) -> str:
     return project.ps()[service][0]["State"]["StartedAt"]
 
 
+@pytest.mark.matrix
 def test_started_four_step_then_verified_with_docker(scratch: ScratchProject) -> None:
     check_first, real_first, *_rest = assert_module_four_step(SERVICE, scratch.args(state="started"))
     assert check_first.changed() == {"lab1": 1}
@@ -173,6 +174,7 @@ def test_compose_v1_is_refused_with_how_to_install_v2(scratch: ScratchProject) -
     assert "Install Compose v2" in result["msg"]
 
 
+@pytest.mark.matrix
 def test_exec_runs_argv_without_shell_and_declares_changes(scratch: ScratchProject) -> None:
     module_ok(scratch.args())
     args = scratch.args(
@@ -200,6 +202,7 @@ def test_exec_runs_argv_without_shell_and_declares_changes(scratch: ScratchProje
     assert "exited with code 4" in failed["msg"]
 
 
+@pytest.mark.matrix
 def test_logs_filtered_and_written_to_a_private_file(scratch: ScratchProject) -> None:
     module_ok(scratch.args())
     for word in ("alpha ERROR one", "beta info two", "gamma error three"):

@@ -24,6 +24,7 @@ def test_every_lab_host_is_a_separate_ssh_target(hosts: dict) -> None:
         assert (server_ip, server_port) == (host.addr, "2222")
 
 
+@pytest.mark.matrix
 def test_four_step_passes_an_idempotent_change(hosts: dict, tmp_path: Path) -> None:
     extravars = {"marker_dir": str(tmp_path), "marker_content": "four-step"}
     check_first, real_first, *_idempotent = assert_four_step(str(PLAYBOOKS / "marker_file.yml"), extravars=extravars)
@@ -32,6 +33,7 @@ def test_four_step_passes_an_idempotent_change(hosts: dict, tmp_path: Path) -> N
     assert real_first.result("lab1", "Write the marker")["changed"] is True
 
 
+@pytest.mark.matrix
 def test_four_step_rejects_a_change_on_every_run() -> None:
     with pytest.raises(AssertionError, match="second --check still changed"):
         assert_four_step(str(PLAYBOOKS / "always_changed.yml"), limit="lab1")

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.lab_hosts("all")
 PLAYBOOK = "stackops.runbooks.health_check"
 
 
+@pytest.mark.matrix
 def test_a_healthy_fleet_is_ok_and_never_changed(tmp_path: Path) -> None:
     runs = assert_read_only(PLAYBOOK, extravars={"health_check_report_dir": str(tmp_path)})
     assert all(n == 0 for run in runs for n in run.changed().values())

@@ -78,6 +78,7 @@ def window(url: str, **extra: object) -> PlaybookRun:
     return run_playbook(PLAYBOOK, limit="lab2", extravars=extravars)
 
 
+@pytest.mark.matrix
 def test_a_window_serves_503_during_the_work_and_the_site_after(hosts: dict) -> None:
     lab2 = hosts["lab2"]
     app_before = lab.compose(lab2, "ps", "-q", "app").stdout.strip()

@@ -67,6 +67,7 @@ def digest(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
+@pytest.mark.matrix
 def test_a_change_is_tested_applied_with_new_workers_and_idempotent(lab2: lab.Host) -> None:
     content = site(lab2).read_text().replace("proxy_read_timeout 60s;", "proxy_read_timeout 75s;")
     before = workers(lab2)

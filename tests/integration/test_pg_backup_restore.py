@@ -209,6 +209,7 @@ def shop(lab1: lab.Host, app_set: dict) -> Iterator[str]:
 # --- backups --------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.matrix
 def test_a_backup_counts_only_once_verified_and_private(lab1: lab.Host, root: Path) -> None:
     dest = root / "verified"
     planned = backup(lab1, "app", dest, check=True, retention_count=3)
@@ -355,6 +356,7 @@ def test_retention_keeps_the_newest_verified_and_ignores_failed_ones(lab1: lab.H
 # --- restores -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.matrix
 def test_a_backup_restores_on_another_host_with_equal_data_and_its_roles(
     lab1: lab.Host, drill1: lab.Host, fragile: str, root: Path
 ) -> None:

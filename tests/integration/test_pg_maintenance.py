@@ -398,6 +398,7 @@ def play_vars(**extra: object) -> dict:
     }
 
 
+@pytest.mark.matrix
 def test_playbook_four_step(lab1: lab.Host) -> None:
     bloated_table(lab1, "play")
     stuck = session(lab1, f"pgm-play-{TAG}", in_transaction=True)

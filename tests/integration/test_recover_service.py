@@ -45,6 +45,7 @@ def test_a_healthy_stack_is_left_alone(hosts: dict) -> None:
     assert container_ids(hosts["lab1"]) == before
 
 
+@pytest.mark.matrix
 def test_a_stopped_app_is_brought_back_with_its_dependants(hosts: dict) -> None:
     host = hosts["lab2"]
     lab.compose(host, "stop", "app")

@@ -313,6 +313,7 @@ def test_host_mode_snapshot_and_a_server_without_config_file(
     assert r.config_get("maxmemory") == {"maxmemory": "0"}
 
 
+@pytest.mark.matrix
 def test_runbook_four_step_sets_memory_and_clears_the_cache(drill1: lab.Host, settings: redis.Redis) -> None:
     r = client(drill1, DB_PLAYBOOK)
     r.flushdb()

@@ -63,6 +63,7 @@ def reports(tmp_path: Path) -> Path:
     return tmp_path / "reports"
 
 
+@pytest.mark.matrix
 def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, reports: Path) -> None:
     smoke = [{"name": "customers", "query": "SELECT count(*) FROM app.customers", "expect": 20000}]
     first = drill(

@@ -51,6 +51,7 @@ def planted() -> Iterator[dict[str, str]]:
     subprocess.run(["docker", "rmi", image], capture_output=True, check=False)
 
 
+@pytest.mark.matrix
 def test_daily_reads_health_disk_and_errors_and_changes_nothing(hosts: dict) -> None:
     host = hosts["lab1"]
     secret = lab_credentials("lab1")["stackops_redis_password"]
@@ -106,6 +107,7 @@ def test_weekly_prunes_only_leftovers_and_backs_up_once(hosts: dict, planted: di
     assert isinstance(found["facts"]["os_upgradable"], int)
 
 
+@pytest.mark.matrix
 def test_docker_prune_keeps_young_and_labelled_objects(planted: dict[str, str]) -> None:
     args = {"labels": [PLANTED], "older_than": "1h"}
     young = run_module("stackops.runbooks.docker_prune", args).result("lab1")

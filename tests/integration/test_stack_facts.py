@@ -9,6 +9,7 @@ from harness.playbook import assert_read_only
 pytestmark = pytest.mark.lab_hosts("all")
 
 
+@pytest.mark.matrix
 def test_stack_facts_reports_every_host_and_changes_nothing(hosts: dict) -> None:
     runs = assert_read_only("stackops.runbooks.stack_facts")
     assert all(count == 0 for run in runs for count in run.changed().values())
