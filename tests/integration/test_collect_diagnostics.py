@@ -43,6 +43,9 @@ def test_bundle_of_a_broken_host_with_secrets_redacted(hosts: dict, tmp_path: Pa
     assert summary["severity"] == "critical" and summary["files"] == FILES
     fetched = Path(summary["controller_path"])
     assert sorted(p.name for p in fetched.iterdir()) == FILES
+    # The controller's copy is as private as the host's: fetch alone made its folder 0755.
+    assert fetched.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in fetched.iterdir())
     host_dir = Path(summary["host_path"])
     assert host_dir.stat().st_mode & 0o777 == 0o700
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in host_dir.iterdir())
