@@ -244,7 +244,7 @@ def _parse_command(page: str, index: int, text: str) -> CommandLine:
             elif value.lstrip().startswith("{"):
                 extravars.update(yaml.safe_load(value))
             else:
-                key, _, raw = value.partition("=")
+                key, raw = value.split("=", 1)
                 extravars[key] = raw
         elif word in ("-i", "--inventory"):
             next(it)
