@@ -100,7 +100,7 @@ EXAMPLES = r"""
   stackops.runbooks.compose_exec:
     project_src: /srv/app
     service: redis
-    argv: [redis-cli, INFO, memory]
+    argv: [redis-cli, -h, 127.0.0.1, INFO, memory]
     env:
       REDISCLI_AUTH: "{{ redis_password }}"
     read_only: true

@@ -172,7 +172,7 @@ manifest:
     database: app
     format: custom
     server_version: "15.18"
-    tables: {public.customers: 20000}
+    tables: {app.customers: 20000}
     duration_s: 1.4
 removed:
   description: Backups retention removed (would remove, in check mode).

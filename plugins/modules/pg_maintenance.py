@@ -251,7 +251,7 @@ EXAMPLES = r"""
   stackops.runbooks.pg_maintenance:
     login_password: "{{ pg_password }}"
     login_db: app
-    vacuum: [public.events, audit.log]
+    vacuum: [audit.events, app.order_items]
     full: true
     analyze: true
 
@@ -259,7 +259,7 @@ EXAMPLES = r"""
   stackops.runbooks.pg_maintenance:
     login_password: "{{ pg_password }}"
     login_db: app
-    reindex: [public.orders]
+    reindex: [app.orders]
 
 - name: End the app's sessions idle in a transaction for more than 10 minutes
   stackops.runbooks.pg_maintenance:
@@ -326,7 +326,7 @@ queries:
   sample:
     - ALTER SYSTEM SET "log_min_duration_statement" = '1s'
     - SELECT pg_reload_conf()
-    - VACUUM (ANALYZE) "public"."orders"
+    - VACUUM (ANALYZE) "app"."orders"
 database:
   description: The database of O(ensure_database) as it is after the run (as it would be, in check mode).
   returned: with O(ensure_database)
@@ -376,7 +376,7 @@ tables:
   type: list
   elements: dict
   sample:
-    - table: public.orders
+    - table: app.orders
       action: VACUUM (ANALYZE)
       before: {live: 100000, dead: 25000, dead_pct: 20.0, table_bytes: 9003008, index_bytes: 2260992}
       after: {live: 100000, dead: 0, dead_pct: 0.0, table_bytes: 9003008, index_bytes: 2260992}
@@ -385,13 +385,13 @@ untouched:
   returned: with O(vacuum) or O(analyze)
   type: list
   elements: dict
-  sample: [{table: public.customers, reason: "0.4% dead tuples, under min_dead_pct 10", dead: 80}]
+  sample: [{table: app.customers, reason: "0.4% dead tuples, under min_dead_pct 10", dead: 80}]
 reindexed:
   description: Each REINDEX run (to be run, in check mode), with the index bytes before and after.
   returned: with O(reindex)
   type: list
   elements: dict
-  sample: [{target: public.orders, kind: TABLE, concurrently: true, before_bytes: 4505600, after_bytes: 2260992}]
+  sample: [{target: app.orders, kind: TABLE, concurrently: true, before_bytes: 4505600, after_bytes: 2260992}]
 """
 
 import time

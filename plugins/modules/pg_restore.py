@@ -203,7 +203,7 @@ row_counts:
   description: Exact rows per table of the restored database, equal to the manifest's.
   returned: after a restore
   type: dict
-  sample: {public.customers: 20000}
+  sample: {app.customers: 20000}
 checks:
   description: What was proven before the swap.
   returned: with O(operation=restore)
