@@ -42,7 +42,7 @@ class PlaybookRun:
     def results(self, host: str, task: str | None = None) -> list[dict[str, t.Any]]:
         """The result dicts of a host's finished tasks (optionally one task, by name), in order."""
         return [
-            e["event_data"]["res"]
+            e["event_data"].get("res", {})
             for e in self.events
             if e.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
             and e["event_data"].get("host") == host
