@@ -467,11 +467,9 @@ def plan_maintenance(params: dict[str, t.Any], nginx: Nginx) -> tuple[list[Manag
         except OSError as exc:
             raise NginxError(f"Cannot read maintenance_page {params['maintenance_page']}: {exc.strerror}.") from None
     # Both paths are written into nginx's configuration as they are.
-    flag = check_word(nginx.to_nginx(paths["flag"]), "maintenance_flag")
-    page = check_word(nginx.to_nginx(paths["page"]), "maintenance_dir")
     snippets = maintenance_snippets(
-        flag,
-        page,
+        check_word(nginx.to_nginx(paths["flag"]), "maintenance_flag"),
+        check_word(nginx.to_nginx(paths["page"]), "maintenance_dir"),
         params["retry_after"],
         params["maintenance_allow"],
         params["maintenance_exempt_paths"],
