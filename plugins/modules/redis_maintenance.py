@@ -38,8 +38,8 @@ options:
         refused.
       - Secrets (C(requirepass), C(masterauth) and the TLS key passphrases) are refused, because they would show
         in the task's arguments.
-      - Where Redis writes its files (C(dir), C(dbfilename), C(appenddirname), C(appendfilename)) is refused:
-        moving them at run time is how an exposed Redis is made to write elsewhere, and Redis 7 refuses it too.
+      - Where Redis writes its files (C(dir), C(dbfilename), C(appenddirname), C(appendfilename)) is refused.
+        Moving them at run time is how an exposed Redis is made to write elsewhere, and Redis 7 refuses it too.
         A value with a control character (a newline) is refused.
     type: dict
     default: {}

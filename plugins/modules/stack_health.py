@@ -39,7 +39,7 @@ options:
   nginx_test:
     description:
       - The config test run in O(nginx_service) (an argv list, no shell). It must be nginx's own test (C(nginx)
-        or C(openresty), by name or path, with C(-t) or C(-T)): this module only reads, also in check mode.
+        or C(openresty), by name or path, with C(-t) or C(-T)), for this module only reads, also in check mode.
     type: list
     elements: str
     default: [nginx, -t]

@@ -276,7 +276,8 @@ def snapshot(host: lab.Host | str, *, files: Sequence[Path] = ()) -> Snapshot:
 
 
 def _flatten(value: t.Any, path: str, into: dict[str, t.Any]) -> dict[str, t.Any]:
-    if isinstance(value, dict) and value:
+    """Leaves by path; an empty mapping has none (a table's first row shows as that row, not as a changed {})."""
+    if isinstance(value, dict):
         for key, item in value.items():
             _flatten(item, f"{path}/{key}" if path else str(key), into)
     else:

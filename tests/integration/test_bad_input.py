@@ -418,7 +418,7 @@ def test_the_snapshot_sees_a_real_change(hosts: dict[str, lab.Host]) -> None:
         pg.query(host, "postgres", "DROP TABLE IF EXISTS public.badinput_probe")
         probe.unlink(missing_ok=True)
         canary.unlink(missing_ok=True)
-    assert any(line.startswith("redis/databases/db15: added") for line in during), during
+    assert any(line.startswith("redis/databases/db15/keys: added 1") for line in during), during
     assert any(
         line.startswith("postgres/databases/postgres/content/rows/public.badinput_probe: added 1") for line in during
     ), during
