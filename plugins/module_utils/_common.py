@@ -3,13 +3,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
-"""What every module of the collection shares: its error type and how main() turns it into a result."""
+"""What every module of the collection shares: its error type, how main() turns it into a result, and the checks of
+input that several services need (ports, control characters)."""
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class StackopsError(Exception):
@@ -18,6 +22,24 @@ class StackopsError(Exception):
     def __init__(self, msg: str, **details: t.Any) -> None:
         super().__init__(msg)
         self.details = details
+
+
+def check_port(value: int, option: str) -> int:
+    """A TCP port; anything else is refused before it reaches a connection (where 0 or 70000 give odd errors)."""
+    if not 1 <= value <= 65535:
+        raise StackopsError(f"{option} must be a TCP port from 1 to 65535, not {value}.")
+    return value
+
+
+def check_no_control_characters(value: str, option: str) -> str:
+    """Text that goes into a protocol line or a configuration file: a newline there could start another one."""
+    found = CONTROL_CHARACTERS.search(value)
+    if found:
+        raise StackopsError(
+            f"{option} {value!r} holds a control character ({found.group()!r}); newlines, tabs and the like have no "
+            "place in it. Remove it."
+        )
+    return value
 
 
 class StackopsModule(AnsibleModule):

@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import time
@@ -21,7 +22,7 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import CONTROL_CHARACTERS, StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
 from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_der
 
@@ -35,6 +36,8 @@ DEFAULTS = {
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BODY_LIMIT = 1024 * 1024
 SIMPLE_METHODS = ("GET", "HEAD", "POST")
+# RFC 9110 token: what a method or a header name may be. Anything else could end the request line or a header.
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 class Endpoint(t.NamedTuple):
@@ -60,13 +63,12 @@ def plan(params: dict[str, t.Any]) -> list[Endpoint]:
     planned, names = [], set()
     for entry in params["endpoints"]:
         url = entry["url"]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StackopsError(f"Endpoint URL {url!r} is not an http:// or https:// URL with a host.")
+        check_url(url)
         name = entry["name"] or url
         if name in names:
             raise StackopsError(f"Two endpoints are named {name!r}; give each a unique name.")
         names.add(name)
+        check_request(name, entry)
         if sum((entry["websocket"], bool(entry["cors_origin"]), entry["prometheus_targets"])) > 1:
             raise StackopsError(
                 f"Endpoint {name!r} sets more than one of websocket, cors_origin and prometheus_targets; "
@@ -92,6 +94,50 @@ def plan(params: dict[str, t.Any]) -> list[Endpoint]:
             )
         )
     return planned
+
+
+def check_url(url: str) -> t.Any:
+    """The URL's parts; refused when http.client could not send it as it reads (a space or a CRLF would end the
+    request line and start a header) or the port is not one."""
+    if CONTROL_CHARACTERS.search(url) or " " in url:
+        raise StackopsError(
+            f"Endpoint URL {url!r} holds a space or a control character; percent-encode it (%20, %0D%0A)."
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StackopsError(f"Endpoint URL {url!r} is not an http:// or https:// URL with a host.")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise StackopsError(f"Endpoint URL {url!r} has a bad port ({exc}); give a port from 1 to 65535.") from None
+    if port == 0:
+        raise StackopsError(f"Endpoint URL {url!r} has port 0; give a port from 1 to 65535.")
+    return parts
+
+
+def check_request(name: str, entry: dict[str, t.Any]) -> None:
+    """The parts of the request that go on the wire as they are: each must be what HTTP allows there."""
+    for option in ("method", "cors_method"):
+        if not TOKEN.match(entry[option]):
+            raise StackopsError(
+                f"Endpoint {name!r}: {option} {entry[option]!r} is not an HTTP method (one word such as GET or HEAD)."
+            )
+    for header, value in entry["headers"].items():
+        if not TOKEN.match(str(header)):
+            raise StackopsError(f"Endpoint {name!r}: header name {header!r} is not a token (letters, digits, -).")
+        # The value may be a secret (an Authorization header): it is not repeated here.
+        if CONTROL_CHARACTERS.search(str(value)):
+            raise StackopsError(
+                f"Endpoint {name!r}: the value of header {header} holds a control character; a newline would start "
+                "another header. Remove it."
+            )
+    if entry["cors_origin"] and (CONTROL_CHARACTERS.search(entry["cors_origin"]) or " " in entry["cors_origin"]):
+        raise StackopsError(f"Endpoint {name!r}: cors_origin {entry['cors_origin']!r} is not an origin.")
+    wrong = [code for code in entry["status"] or [] if not 100 <= code <= 599]
+    if wrong:
+        raise StackopsError(
+            f"Endpoint {name!r}: status {', '.join(map(str, wrong))} is not an HTTP status; give codes from 100 to 599."
+        )
 
 
 def request_headers(endpoint: Endpoint) -> tuple[dict[str, str], str | None]:

@@ -9,6 +9,7 @@ candidate that is not live yet, and a reload that is confirmed by new worker pro
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
 import shutil
@@ -24,6 +25,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._health import r
 from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_pem
 
 SHADOW_PREFIX = ".stackops-validate-"
+# What ends a directive, opens or closes a block or an `if` condition, starts a comment, quotes, escapes or names a
+# variable in nginx's configuration: a value the module writes there unquoted may hold none of them.
+SPECIAL = frozenset(";{}()#\"'\\$`")
 PID_DIRECTIVE = re.compile(r"^\s*pid\s+([^;\s]+)\s*;", re.M)
 
 
@@ -80,6 +84,32 @@ def stamp(line: str) -> float:
         return 0.0
     whole = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
     return whole.timestamp() + float(match.group(2) or 0)
+
+
+def check_word(value: str, option: str, spaces: bool = False) -> str:
+    """A value written into nginx's configuration as it is (a path, an upstream server): refused when it could end
+    the directive and start another. `spaces` allows single spaces between parameters (`10.0.0.5:8000 backup`)."""
+    bad = sorted(
+        {c for c in value if c in SPECIAL or (c.isspace() and not (spaces and c == " ")) or not c.isprintable()}
+    )
+    if not value.strip() or bad:
+        shown = " ".join(repr(c) for c in bad) or "nothing"
+        raise NginxError(
+            f"{option} {value!r} holds {shown}: nginx would read that as the end of the directive, a block or a "
+            "comment. Give the value alone."
+        )
+    return value
+
+
+def check_address(value: str, option: str) -> str:
+    """An address or a network (CIDR) for nginx's geo block."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise NginxError(
+            f"{option} {value!r} is not an IP address or network; give one such as 10.0.0.5 or 10.0.0.0/8."
+        ) from None
+    return value
 
 
 def emerg_lines(text: str) -> list[str]:

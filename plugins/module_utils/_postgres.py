@@ -15,7 +15,11 @@ from collections.abc import Iterator
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
+    StackopsError,
+    check_no_control_characters,
+    check_port,
+)
 
 try:
     import psycopg2
@@ -33,6 +37,10 @@ else:
 DatabaseError: type[Exception] = psycopg2.Error if HAS_PSYCOPG2 else Exception
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+# PostgreSQL cuts longer names to 63 bytes (NAMEDATALEN - 1), silently but for a NOTICE.
+MAX_NAME = 63
+# In a name this module makes a database with, these can only be a mistake or an attack on a script that uses it.
+NOT_IN_NEW_NAMES = "\"'`;\\$"
 
 
 def connection_argument_spec() -> dict[str, t.Any]:
@@ -49,6 +57,33 @@ def connection_argument_spec() -> dict[str, t.Any]:
     }
 
 
+def check_database_name(name: str, option: str, new: bool = False) -> str:
+    """A database name as PostgreSQL's tools take it. libpq reads a dbname holding `=` (or a postgresql:// URI) as a
+    connection string, so pg_dump -d, pg_restore -d and pg_dumpall -l would connect where it says: refused. A name
+    the module creates (new) also may not hold quotes, backticks, semicolons, backslashes or `$`."""
+    if not name:
+        raise StackopsError(f"{option} is empty; give the database's name.")
+    check_no_control_characters(name, option)
+    if "=" in name or name.startswith(("postgresql://", "postgres://")):
+        raise StackopsError(
+            f"{option} {name!r} looks like a libpq connection string, which PostgreSQL's tools would follow to "
+            "another server or database. Give the plain database name; the server is set by login_host and "
+            "login_port."
+        )
+    if len(name.encode()) > MAX_NAME:
+        raise StackopsError(
+            f"{option} {name!r} is {len(name.encode())} bytes long; PostgreSQL cuts names to {MAX_NAME} bytes. Give "
+            "a shorter name."
+        )
+    bad = sorted({c for c in name if c in NOT_IN_NEW_NAMES}) if new else []
+    if bad:
+        raise StackopsError(
+            f"{option} {name!r} holds {' '.join(bad)}, which have no place in the name of a database this module "
+            "creates. Use letters, digits, _ and -."
+        )
+    return name
+
+
 def ensure_libs(module: t.Any) -> None:
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
@@ -58,6 +93,8 @@ def connect_params(params: dict[str, t.Any], application: str) -> dict[str, t.An
     """libpq keywords from the module's options; empty values are left out so libpq's defaults apply."""
     if params["connect_timeout"] < 1:
         raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
+    check_port(params["login_port"], "login_port")
+    check_database_name(params["login_db"], "login_db")
     found = {
         "host": params["login_unix_socket"] or params["login_host"],
         "port": params["login_port"],

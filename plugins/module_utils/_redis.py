@@ -13,7 +13,7 @@ import typing as t
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, check_port
 
 try:
     import redis
@@ -25,6 +25,8 @@ else:
     REDIS_IMPORT_ERROR = None
 
 RedisError: type[Exception] = redis.RedisError if HAS_REDIS else Exception
+# What Redis answers to SELECT of a database number it does not have.
+OUT_OF_RANGE = "DB index is out of range"
 
 
 def connection_argument_spec() -> dict[str, t.Any]:
@@ -53,6 +55,7 @@ def client(params: dict[str, t.Any], name: str | None = None) -> t.Any:
         raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
     if params["db"] < 0:
         raise StackopsError(f"db must be 0 or more, not {params['db']}.")
+    check_port(params["login_port"], "login_port")
     common = {
         "db": params["db"],
         "username": params["login_user"],
@@ -77,6 +80,14 @@ def target(params: dict[str, t.Any]) -> str:
     return params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
 
 
+def describe(exc: Exception, params: dict[str, t.Any]) -> str:
+    """Why a command or the connection failed; the server's answer to a db it does not have, with the fix."""
+    text = str(exc).strip() or type(exc).__name__
+    if OUT_OF_RANGE in text:
+        return f"db {params['db']} is not a database of this server ({text}; see its `databases` setting): fix db"
+    return text
+
+
 def connect(params: dict[str, t.Any], name: str) -> t.Any:
     """A client that has answered PING, for modules that change something: an unreachable server or a refused
     password is an error naming the server (redis_health reports it as a finding instead)."""
@@ -88,8 +99,10 @@ def connect(params: dict[str, t.Any], name: str) -> t.Any:
             # Since Redis 7 PING is refused, like writes, after a failed RDB save; the server is there, and a
             # successful save (redis_maintenance snapshot) is what lifts it.
             return r
+        if OUT_OF_RANGE in str(exc):
+            raise StackopsError(f"{describe(exc, params)}.") from None
         raise StackopsError(
-            f"Cannot reach Redis at {target(params)}: {str(exc).strip() or type(exc).__name__}. Check login_host, "
-            "login_port and login_password (or login_unix_socket), and that the server runs."
+            f"Cannot reach Redis at {target(params)}: {describe(exc, params)}. Check login_host, login_port and "
+            "login_password (or login_unix_socket), and that the server runs."
         ) from None
     return r

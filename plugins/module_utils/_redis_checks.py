@@ -12,7 +12,7 @@ import time
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
-from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError, client, target
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError, client, describe, target
 
 SECTIONS = ["memory", "stats", "clients", "persistence", "replication", "keyspace", "bigkeys"]
 DEFAULT_SECTIONS = [s for s in SECTIONS if s != "bigkeys"]
@@ -243,7 +243,7 @@ def read_health(params: dict[str, t.Any], th: dict[str, float]) -> tuple[dict[st
         r.ping()
         info = r.info("everything")
     except RedisError as exc:
-        error = str(exc).strip() or type(exc).__name__
+        error = describe(exc, params)
         finding = Finding("availability", "critical", f"Redis at {target(params)} is not available: {error}")
         return {"is_available": False, "conn_err_msg": error}, [finding]
     result: dict[str, t.Any] = {

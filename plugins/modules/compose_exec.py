@@ -54,12 +54,12 @@ options:
     type: str
   workdir:
     description:
-      - The working directory in the container (C(--workdir)).
+      - The working directory in the container (C(--workdir)), an absolute path.
     type: str
   env:
     description:
       - Environment variables for the command. Values are passed through the compose CLI's environment, not its
-        arguments.
+        arguments. Names are letters, digits and C(_), not starting with a digit.
     type: dict
   stdin:
     description:
@@ -132,6 +132,7 @@ cmd:
   elements: str
 """
 
+import re
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -142,6 +143,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     ComposeProject,
     common_argument_spec,
 )
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def argument_spec() -> dict[str, t.Any]:
@@ -166,6 +169,14 @@ def exec_args(params: dict[str, t.Any]) -> list[str]:
         raise ComposeError("argv is empty; give the command to run as a list, e.g. [psql, -c, 'SELECT 1'].")
     if params["index"] < 1:
         raise ComposeError(f"index must be 1 or more (the first container is 1), not {params['index']}.")
+    if params["workdir"] and not params["workdir"].startswith("/"):
+        raise ComposeError(f"workdir {params['workdir']!r} is not an absolute path in the container; give one.")
+    for name in params["env"] or {}:
+        if not ENV_NAME.match(str(name)):
+            # `-e NAME=VALUE` would put the value in the compose command's arguments, for all to see.
+            raise ComposeError(
+                f"env name {name!r} is not a variable name (letters, digits and _, not starting with a digit)."
+            )
     args = ["exec", "-T", "--index", str(params["index"])]
     if params["user"]:
         args += ["--user", params["user"]]

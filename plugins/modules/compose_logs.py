@@ -61,7 +61,8 @@ options:
     default: false
   dest:
     description:
-      - Write the kept lines to this file on the managed host. The file is replaced atomically.
+      - Write the kept lines to this file on the managed host, given by its absolute path. The file is replaced
+        atomically.
     type: path
   redact:
     description:
@@ -247,8 +248,17 @@ def write_file(module: AnsibleModule, dest: str, content: str, compress: bool) -
     return True
 
 
+def check_output(params: dict[str, t.Any]) -> None:
+    if params["return_lines"] < -1:
+        raise ComposeError(f"return_lines must be -1 (all the kept lines), 0 or more, not {params['return_lines']}.")
+    if params["dest"] and not os.path.isabs(params["dest"]):
+        # A relative path would land wherever the task's working directory happens to be.
+        raise ComposeError(f"dest {params['dest']} is not an absolute path; give the file's full path.")
+
+
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
+    check_output(params)
     keep = line_filter(params["pattern"], params["ignore_case"])
     tail = check_tail(params["tail"])
     project = ComposeProject(module)

@@ -287,8 +287,17 @@ class Docker:
         return kept
 
 
+def check_labels(params: dict[str, t.Any]) -> None:
+    """A label with no name matches nothing (labels) or keeps nothing (keep_labels): a typo, never meant."""
+    for option in ("labels", "keep_labels"):
+        for label in params[option]:
+            if not label.partition("=")[0].strip():
+                raise PruneError(f"{option} has {label!r}, a label without a name; write name or name=value.")
+
+
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
+    check_labels(params)
     cutoff = time.time() - seconds(params["older_than"])
     docker = Docker(module)
     containers = docker.inspect("container", docker.read("ps", "-aq", "--no-trunc").split())

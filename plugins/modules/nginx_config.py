@@ -93,7 +93,7 @@ options:
     type: bool
     default: true
   reload_timeout:
-    description: Seconds to wait for new worker processes after the reload before rolling back.
+    description: Seconds to wait for new worker processes after the reload before rolling back (at least 1).
     type: int
     default: 10
   upstream:
@@ -103,7 +103,10 @@ options:
         confirmed like any other. With O(content) or O(src), the switch is made in that content.
     type: str
   upstream_servers:
-    description: The servers of O(upstream), each as nginx writes it after C(server) (C(10.0.0.5:8000 backup)).
+    description:
+      - The servers of O(upstream), each as nginx writes it after C(server) (C(10.0.0.5:8000 backup)).
+      - A server holding C(;), braces, parentheses, quotes, C(#), C($) or a newline is refused, for it would add
+        directives of its own.
     type: list
     elements: str
   tls_report:
@@ -151,7 +154,10 @@ options:
         the main config.
     type: path
   maintenance_flag:
-    description: The flag file whose presence means maintenance. Default is C(on) in O(maintenance_dir).
+    description:
+      - The flag file whose presence means maintenance. Default is C(on) in O(maintenance_dir).
+      - This path and O(maintenance_dir) are written into nginx's configuration as they are, so they may not hold
+        spaces, C(;), braces, parentheses, quotes, C(#) or C($).
     type: path
   maintenance_page:
     description: An HTML file on the managed host to serve as the maintenance page. Default is a plain page.
@@ -161,12 +167,14 @@ options:
     type: int
     default: 300
   maintenance_allow:
-    description: Client addresses or networks (CIDR) that still reach the site in maintenance.
+    description: Client addresses or networks (CIDR) that still reach the site in maintenance; anything else is refused.
     type: list
     elements: str
     default: []
   maintenance_exempt_paths:
-    description: URI prefixes that still reach the site in maintenance, such as health checks.
+    description:
+      - URI prefixes that still reach the site in maintenance, such as health checks. Each starts with C(/) and
+        holds no spaces, C(;), braces, parentheses, quotes, C(#) or C($).
     type: list
     elements: str
     default: [/health]
@@ -267,6 +275,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     DEFAULT_PAGE,
     Nginx,
     NginxError,
+    check_address,
+    check_word,
     emerg_lines,
     included,
     maintenance_snippets,
@@ -346,6 +356,8 @@ def wanted_file(params: dict[str, t.Any], live: bytes | None, current: os.stat_r
         mode = int(params["mode"], 8) if params["mode"] else (current.st_mode & 0o7777 if current else 0o644)
     except ValueError:
         raise NginxError(f"mode {params['mode']!r} is not an octal mode such as '0644'.") from None
+    if not 0 <= mode <= 0o7777:
+        raise NginxError(f"mode {params['mode']!r} is not a file mode; give one from '0000' to '07777' such as '0644'.")
     try:
         uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else (current.st_uid if current else 0)
         gid = grp.getgrnam(params["group"]).gr_gid if params["group"] else (current.st_gid if current else 0)
@@ -454,9 +466,10 @@ def plan_maintenance(params: dict[str, t.Any], nginx: Nginx) -> tuple[list[Manag
                 page = handle.read()
         except OSError as exc:
             raise NginxError(f"Cannot read maintenance_page {params['maintenance_page']}: {exc.strerror}.") from None
+    # Both paths are written into nginx's configuration as they are.
     snippets = maintenance_snippets(
-        nginx.to_nginx(paths["flag"]),
-        nginx.to_nginx(paths["page"]),
+        check_word(nginx.to_nginx(paths["flag"]), "maintenance_flag"),
+        check_word(nginx.to_nginx(paths["page"]), "maintenance_dir"),
         params["retry_after"],
         params["maintenance_allow"],
         params["maintenance_exempt_paths"],
@@ -556,8 +569,24 @@ def report_certificates(module: t.Any, nginx: Nginx, dump: str) -> list[dict[str
     return certificates
 
 
+def check_params(params: dict[str, t.Any]) -> None:
+    """What can be judged from the options alone, before nginx is looked at."""
+    for name in ("reload_timeout", "websocket_read_timeout", "websocket_send_timeout"):
+        if params[name] < 1:
+            raise NginxError(f"{name} must be at least 1 second, not {params[name]}.")
+    for server in params["upstream_servers"] or []:
+        check_word(server, "upstream_servers entry", spaces=True)
+    for address in params["maintenance_allow"]:
+        check_address(address, "maintenance_allow entry")
+    for path in params["maintenance_exempt_paths"]:
+        if not path.startswith("/"):
+            raise NginxError(f"maintenance_exempt_paths entry {path!r} is not a URI path; start it with /.")
+        check_word(path, "maintenance_exempt_paths entry")
+
+
 def run_module(module: t.Any) -> dict[str, t.Any]:
     params = module.params
+    check_params(params)
     nginx = Nginx(module, params)
     files, paths, required = plan_files(module, nginx)
     result: dict[str, t.Any] = {"dest": params["dest"], "validated": False, "applied": False}

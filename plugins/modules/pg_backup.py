@@ -256,6 +256,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    check_database_name,
     connection_argument_spec,
     ensure_libs,
     must_connect,
@@ -289,6 +290,7 @@ def argument_spec() -> dict[str, t.Any]:
 
 
 def check_inputs(p: dict[str, t.Any]) -> None:
+    check_database_name(p["db"], "db")
     if not os.path.isabs(p["dest"]):
         raise BackupError(f"dest {p['dest']} is not an absolute path; give the backup directory's full path.")
     if p["jobs"] < 1:
@@ -367,9 +369,8 @@ def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> tuple[s
     return rel, known
 
 
-def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> dict[str, t.Any]:
+def take(tools: Tools, p: dict[str, t.Any], work: str, name: str) -> dict[str, t.Any]:
     started = time.time()
-    tools = Tools(module, p, APPLICATION)
     dump_major, dump_version = tools.version("pg_dump")
     conn = must_connect(p, APPLICATION, p["db"], error=BackupError)
     try:
@@ -463,6 +464,10 @@ def take(module: AnsibleModule, p: dict[str, t.Any], work: str, name: str) -> di
 
 def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     dest, db = p["dest"], p["db"]
+    # Where the tools run, and that the database is there, are checked before dest, its lock or a partial exist;
+    # check mode checks them too, so that it fails where a real run would.
+    tools = Tools(module, p, APPLICATION)
+    must_connect(p, APPLICATION, db, read_only=True, error=BackupError).close()
     now = time.time()
     sets, _partials = scan(dest)
     name = new_set_name(dest, db, now)
@@ -494,7 +499,7 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
         final = os.path.join(dest, name)
         os.mkdir(work, 0o700)
         try:
-            manifest = take(module, p, work, name)
+            manifest = take(tools, p, work, name)
             write_manifest(work, manifest)
             os.rename(work, final)
             fsync_path(dest)

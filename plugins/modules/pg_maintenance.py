@@ -425,6 +425,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance 
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    check_database_name,
     connected,
     connection_argument_spec,
     ensure_libs,
@@ -551,6 +552,13 @@ def check_inputs(p: dict[str, t.Any]) -> Asked:
     for name in ("min_dead_pct", "min_dead_tuples", "min_modified_pct", "lock_timeout", "idle_for"):
         if p[name] is not None and p[name] < 0:
             raise StackopsError(f"{name} must be 0 or more, not {p[name]}.")
+    for name in ("min_dead_pct", "min_modified_pct"):
+        if p[name] is not None and p[name] > 100:
+            raise StackopsError(f"{name} is a percentage of the table's rows: 0 to 100, not {p[name]:g}.")
+    if p["ensure_database"]:
+        check_database_name(p["ensure_database"]["name"], "ensure_database.name", new=True)
+        if p["ensure_database"]["template"]:
+            check_database_name(p["ensure_database"]["template"], "ensure_database.template")
     if p["full"] and not asked.vacuum:
         raise StackopsError("full=true rewrites the tables that vacuum names; set vacuum too (true or a list).")
     if p["terminate_idle"] and not p["states"]:

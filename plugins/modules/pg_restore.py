@@ -281,6 +281,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    check_database_name,
     connected,
     connection_argument_spec,
     ensure_libs,
@@ -339,7 +340,13 @@ class Target:
     sessions: list[dict[str, t.Any]] = field(default_factory=list)
 
 
+def like_literal(text: str) -> str:
+    """text matched literally by LIKE: a database named `%` must not match every scratch database."""
+    return re.sub(r"([\\%_])", r"\\\1", text)
+
+
 def check_inputs(p: dict[str, t.Any]) -> None:
+    check_database_name(p["db"], "db", new=True)
     if p["login_db"] == p["db"]:
         raise BackupError(
             f"login_db is {p['db']}, the database being replaced; a session cannot rename the database it is "
@@ -480,7 +487,8 @@ class Restore:
 
     def drop_scratches(self) -> list[str]:
         """New databases of runs that were killed before they swapped or cleaned up (the lock says none runs)."""
-        found = [r["datname"] for r in rows(self.admin, SCRATCHES, (f"{SCRATCH_COMMENT}%", f"{self.db}\\_restore\\_%"))]
+        mine = f"{like_literal(self.db)}\\_restore\\_%"
+        found = [r["datname"] for r in rows(self.admin, SCRATCHES, (f"{SCRATCH_COMMENT}%", mine))]
         for name in found:
             self.drop(name)
         return found

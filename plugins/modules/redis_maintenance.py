@@ -38,6 +38,9 @@ options:
         refused.
       - Secrets (C(requirepass), C(masterauth) and the TLS key passphrases) are refused, because they would show
         in the task's arguments.
+      - Where Redis writes its files (C(dir), C(dbfilename), C(appenddirname), C(appendfilename)) is refused.
+        Moving them at run time is how an exposed Redis is made to write elsewhere, and Redis 7 refuses it too.
+        A value with a control character (a newline) is refused.
     type: dict
     default: {}
   rewrite_config:
@@ -59,7 +62,8 @@ options:
         whole keyspace. C(UNLINK) frees big values in the background.
       - Keys are bytes throughout, so keys with spaces, quotes, newlines or invalid UTF-8 are deleted as well. A
         key that matches several patterns is counted once, for the first.
-      - A pattern that matches every key (C(*)) needs O(confirm); O(flush=db) does the same faster.
+      - A pattern of wildcards only (C(*), C(?*), C([a-z]*)), which matches every key or nearly, needs O(confirm);
+        O(flush=db) does the same faster.
       - A single string is split at commas, as for any list option; give a pattern with a comma in a YAML list.
     type: list
     elements: str
@@ -80,7 +84,7 @@ options:
     choices: [db, all]
   confirm:
     description:
-      - Confirms O(flush), and a O(delete_pattern) that matches every key.
+      - Confirms O(flush), and a O(delete_pattern) of wildcards only.
     type: bool
     default: false
   snapshot:
@@ -257,7 +261,11 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     new_set_name,
     sha256_file,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
+    StackopsError,
+    check_no_control_characters,
+    execute,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
     project_argument_spec,
@@ -276,6 +284,9 @@ SIZE = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)$", re.IGNORECASE)
 # Names whose values are case-sensitive words; other one-word values (policies, yes/no) Redis lowercases.
 CASE_SENSITIVE = frozenset(("notify-keyspace-events", "syslog-ident", "masteruser", "cluster-announce-hostname"))
 SECRETS = frozenset(("requirepass", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass"))
+# Where Redis writes its files: moving them at run time is how a reachable Redis is made to write elsewhere, and
+# Redis 7 refuses it (protected configs).
+FILE_PLACES = frozenset(("dir", "dbfilename", "appenddirname", "appendfilename"))
 RDB_MAGIC = re.compile(rb"^REDIS\d{4}")
 # What BGSAVE answers while another child process (a save or an AOF rewrite) runs.
 BUSY = ("already in progress", "another child process is active")
@@ -345,6 +356,11 @@ def config_texts(config: dict[str, t.Any]) -> dict[str, str]:
         name = str(raw).strip().lower()
         if not name or re.search(r"[*?\[\s]", name):
             raise MaintenanceError(f"config name {raw!r} is not a setting name (no spaces or glob characters).")
+        if name in FILE_PLACES:
+            raise MaintenanceError(
+                f"config {name} decides where Redis writes its files; this module does not move them at run time "
+                "(Redis 7 refuses it too, as a protected config). Change it in the server's config file."
+            )
         if name in SECRETS:
             raise MaintenanceError(
                 f"config {name} is a secret, which would show in the task's arguments; this module does not set it. "
@@ -352,7 +368,7 @@ def config_texts(config: dict[str, t.Any]) -> dict[str, str]:
             )
         if name in texts:
             raise MaintenanceError(f"config names {name} twice (names are case-insensitive); keep one.")
-        texts[name] = to_text(name, value)
+        texts[name] = check_no_control_characters(to_text(name, value), f"config {name}")
     return texts
 
 
@@ -365,8 +381,26 @@ def plan_config(wanted: dict[str, str], current: dict[str, str]) -> dict[str, di
     }
 
 
-def matches_everything(pattern: str) -> bool:
-    return set(pattern) == {"*"}
+def literal_characters(pattern: str) -> str:
+    """What a Redis glob matches literally: not `*`, `?` nor a `[...]` class; `\\x` is a literal x. An unclosed
+    class runs to the end, as in Redis's stringmatchlen."""
+    found, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            found.append(pattern[i + 1])
+            i += 2
+        elif char == "[":
+            i += 1
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            i += 1
+        elif char in "*?":
+            i += 1
+        else:
+            found.append(char)
+            i += 1
+    return "".join(found)
 
 
 def check_inputs(p: dict[str, t.Any]) -> None:
@@ -378,10 +412,11 @@ def check_inputs(p: dict[str, t.Any]) -> None:
     for pattern in p["delete_pattern"]:
         if not pattern:
             raise MaintenanceError("delete_pattern holds an empty pattern; remove it or give the keys' pattern.")
-        if matches_everything(pattern) and not p["confirm"]:
+        if not literal_characters(pattern) and not p["confirm"]:
             raise MaintenanceError(
-                f"delete_pattern {pattern!r} deletes every key of database {p['db']}; add confirm: true if that is "
-                "meant (flush: db does it faster), or give a narrower pattern."
+                f"delete_pattern {pattern!r} has only wildcards, so it deletes every key of database {p['db']} (or "
+                "nearly every); add confirm: true if that is meant (flush: db does it faster), or give a narrower "
+                "pattern such as 'session:*'."
             )
     if p["flush"] and not p["confirm"]:
         what = f"database {p['db']}" if p["flush"] == "db" else "every database of the server"

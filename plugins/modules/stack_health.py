@@ -38,7 +38,8 @@ options:
     type: str
   nginx_test:
     description:
-      - The config test run in O(nginx_service) (an argv list, no shell).
+      - The config test run in O(nginx_service) (an argv list, no shell). It must be nginx's own test (C(nginx)
+        or C(openresty), by name or path, with C(-t) or C(-T)), for this module only reads, also in check mode.
     type: list
     elements: str
     default: [nginx, -t]
@@ -130,6 +131,8 @@ elapsed_ms:
   sample: {services: 310.2, nginx: 120.5, postgres: 95.1, redis: 12.3, http: 40.8, total: 431.7}
 """
 
+import os
+import re
 import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -165,6 +168,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._redis import (
 
 DEFAULTS = {"restarts_warning": 1, "restarts_critical": 5}
 PARTS = ("services", "nginx", "postgres", "redis", "http")
+NGINX_PROGRAM = re.compile(r"^(nginx|openresty)([-.][\w.-]*)?$")
 Part = t.Callable[[t.Any], tuple[dict[str, t.Any], list[Finding]]]
 
 
@@ -275,8 +279,19 @@ def timed(module: t.Any, name: str, part: Part) -> tuple[dict[str, t.Any], list[
     return data, findings, round((time.monotonic() - started) * 1000, 1), available
 
 
+def check_nginx_test(argv: list[str]) -> None:
+    """Only nginx's config test may run: the module runs it in check mode too, as a read."""
+    program = os.path.basename(argv[0]) if argv else ""
+    if not NGINX_PROGRAM.match(program) or not {"-t", "-T"} & set(argv[1:]):
+        raise StackopsError(
+            f"nginx_test must be nginx's config test, such as [nginx, -t, -c, /etc/nginx/nginx.conf], not "
+            f"{program!r} with {argv[1:]}: stack_health only reads, so it runs nothing else."
+        )
+
+
 def run_module(module: t.Any) -> dict[str, t.Any]:
     started = time.monotonic()
+    check_nginx_test(module.params["nginx_test"])
     merge_thresholds(DEFAULTS, module.params["thresholds"])
     todo = parts(module)
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:

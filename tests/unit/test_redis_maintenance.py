@@ -127,8 +127,13 @@ def params(**extra: t.Any) -> dict[str, t.Any]:
     [
         ({"flush": "db"}, "flush=db deletes all keys of database 3; set confirm: true"),
         ({"flush": "all"}, "flush=all deletes all keys of every database of the server; set confirm: true"),
-        ({"delete_pattern": ["session:*", "*"]}, "delete_pattern '\\*' deletes every key of database 3; add confirm"),
+        (
+            {"delete_pattern": ["session:*", "*"]},
+            "delete_pattern '\\*' has only wildcards, so it deletes every key of database 3",
+        ),
         ({"delete_pattern": ["**"]}, "add confirm: true"),
+        ({"delete_pattern": ["?*"]}, "delete_pattern '\\?\\*' has only wildcards"),
+        ({"delete_pattern": ["[a-z]*"]}, "delete_pattern '\\[a-z\\]\\*' has only wildcards"),
         ({"delete_pattern": [""]}, "empty pattern"),
         ({"batch_size": 0}, "batch_size must be 1 or more, not 0"),
         ({"snapshot": True}, "snapshot needs snapshot_dest"),
