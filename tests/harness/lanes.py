@@ -20,6 +20,9 @@ ALL = "all"
 # Not a host: the one Docker engine every host shares. Modules that make or remove images or containers outside
 # compose projects (docker_prune's leftovers, builds, pulls) take it, so a prune never meets another's leftovers.
 ENGINE = "engine"
+# The hosts this worker holds while a module runs (None: no xdist, every host is this process's): what a check run
+# may snapshot without meeting the other worker's changes.
+held: list[str] | None = None
 
 
 def needed(declared: Iterable[str], fleet: Iterable[str]) -> list[str]:
@@ -65,6 +68,7 @@ def declared_in(source: str) -> tuple[str, ...] | None:
 @contextmanager
 def holding(hosts: list[str], run_id: str) -> Iterator[None]:
     """Hold an exclusive lock per host until the block ends (the kernel drops them if the worker dies)."""
+    global held  # noqa: PLW0603 - one module at a time per worker process
     folder = Path(tempfile.gettempdir()) / f"stackops-lanes-{run_id}"
     folder.mkdir(mode=0o700, exist_ok=True)
     descriptors: list[int] = []
@@ -73,7 +77,9 @@ def holding(hosts: list[str], run_id: str) -> Iterator[None]:
             descriptor = os.open(folder / f"{host}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             descriptors.append(descriptor)
             fcntl.flock(descriptor, fcntl.LOCK_EX)
+        held = [host for host in hosts if host != ENGINE]
         yield
     finally:
+        held = None
         for descriptor in reversed(descriptors):
             os.close(descriptor)

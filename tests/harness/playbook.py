@@ -12,7 +12,9 @@ from pathlib import Path
 
 import ansible_runner
 
-from harness.paths import ANSIBLE_CONFIG, COLLECTIONS, LAB_INVENTORY
+from harness import lanes
+from harness.paths import ANSIBLE_CONFIG, COLLECTIONS, LAB_INVENTORY, lab_hosts
+from harness.snapshot import diff, snapshot
 
 
 @dataclass
@@ -150,14 +152,34 @@ def run_module(
     )
 
 
+def lab_hosts_of(pattern: str | None) -> list[str]:
+    """The lab hosts a run's limit (or ad-hoc host pattern) names, every host for a group or no limit; under xdist,
+    of those only the ones this worker holds (another worker may be changing the rest)."""
+    fleet = sorted(lab_hosts())
+    named = [name for name in (pattern or "").split(",") if name in fleet] or fleet
+    return [name for name in named if lanes.held is None or name in lanes.held]
+
+
+def check_run(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) -> PlaybookRun:
+    """A --check run that must succeed and change nothing, as an independent snapshot of each host it may touch
+    (PostgreSQL, Redis, nginx files and workers, containers: harness/snapshot.py) shows before and after."""
+    hosts = lab_hosts_of(kwargs.get("limit", kwargs.get("hosts", "lab1" if run is run_module else None)))
+    before = {host: snapshot(host) for host in hosts}
+    result = run(*args, check=True, **kwargs)
+    result.assert_ok()
+    changes = [f"{host}: {line}" for host in hosts for line in diff(before[host], snapshot(host))]
+    assert not changes, f"{result.playbook} --check changed the lab:\n" + "\n".join(changes[:40])
+    return result
+
+
 def four_step(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) -> list[PlaybookRun]:
     """The collection's idempotence contract on the lab, as community.docker tests its modules:
 
-    1. --check reports what a real run would change, 2. the real run changes exactly that,
-    3. --check again and 4. a real run again report no change on any host.
+    1. --check reports what a real run would change and changes nothing (an independent snapshot of the hosts says
+    so), 2. the real run changes exactly that, 3. --check again and 4. a real run again report no change on any host.
     """
-    runs = []
-    for check in (True, False, True, False):
+    runs = [check_run(run, *args, **kwargs)]
+    for check in (False, True, False):
         result = run(*args, check=check, **kwargs)
         result.assert_ok()
         runs.append(result)
@@ -174,12 +196,12 @@ def four_step(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) 
 
 
 def read_only(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) -> list[PlaybookRun]:
-    """The contract of what only reads (facts, health checks, the daily routine): --check and a real run both
-    change nothing on any host. The four-step's last two runs would repeat these two on the same unchanged stack,
-    so they are left out."""
+    """The contract of what only reads (facts, health checks, the daily routine): --check (with the snapshots of
+    check_run) and a real run both change nothing on any host. The four-step's last two runs would repeat these two
+    on the same unchanged stack, so they are left out."""
     runs = []
     for check in (True, False):
-        result = run(*args, check=check, **kwargs)
+        result = check_run(run, *args, **kwargs) if check else run(*args, check=False, **kwargs)
         result.assert_ok()
         assert not any(result.changed().values()), (
             f"{result.playbook}: a read-only {'--check ' if check else ''}run changed {result.changed()}:\n"

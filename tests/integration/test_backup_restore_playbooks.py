@@ -15,7 +15,7 @@ import pytest
 import lab
 from harness.paths import lab_credentials
 from harness.pg import query
-from harness.playbook import assert_four_step, run_module, run_playbook
+from harness.playbook import assert_four_step, check_run, run_module, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab2", "drill1")
 
@@ -127,6 +127,7 @@ def test_restore_runbook_swaps_in_the_backup_and_keeps_the_previous(lab2: lab.Ho
     refused = run_playbook("stackops.runbooks.restore", limit="lab2")
     assert "lab2" in refused.failed_hosts() and "restore_confirm=true" in refused.stdout
 
+    check_run(run_playbook, "stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True})
     run = run_playbook("stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True})
     run.assert_ok()
     summary = run.artifacts["restore"]["lab2"]

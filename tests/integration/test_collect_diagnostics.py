@@ -10,7 +10,7 @@ import pytest
 import lab
 from harness.labctl import lab_up
 from harness.paths import lab_credentials
-from harness.playbook import run_playbook
+from harness.playbook import check_run, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab2")
 
@@ -21,6 +21,9 @@ FILES = ["compose.log", "env.txt", "incident.md", "ports.txt", "resources.txt", 
 def test_bundle_of_a_broken_host_with_secrets_redacted(hosts: dict, tmp_path: Path) -> None:
     host = hosts["lab2"]
     secret = lab_credentials("lab2")["stackops_redis_password"]
+    # Check mode collects nothing, on the host or the controller.
+    check_run(run_playbook, PLAYBOOK, limit="lab2", extravars={"collect_diagnostics_fetch_dir": str(tmp_path / "c")})
+    assert not (tmp_path / "c").exists()
     # A log line that carries a secret and an error, as a careless app would print it.
     lab.compose(host, "exec", "-T", "app", "sh", "-c", f"echo 'ERROR connect failed auth={secret}' > /proc/1/fd/1")
     lab.compose(host, "stop", "redis")

@@ -22,7 +22,7 @@ from psycopg2 import sql
 import lab
 from harness.paths import lab_credentials
 from harness.pg import query
-from harness.playbook import PlaybookRun, four_step, run_playbook
+from harness.playbook import PlaybookRun, check_run, four_step, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab2", "engine")
 
@@ -303,7 +303,7 @@ def test_config_rollback_restores_env(stack: Stack) -> None:
     assert env.read_bytes() != stack.env  # the image rollback set APP_IMAGE, which the original .env did not have
     app = app_container(stack.host)
     extravars = {"rollback_release": Path(stack.release).name, "rollback_image": False, "rollback_config": True}
-    check = stack.run(ROLLBACK, check=True, extravars=extravars)
+    check = check_run(stack.run, ROLLBACK, extravars=extravars)
     real = stack.run(ROLLBACK, extravars=extravars)
     real.assert_ok()
     assert check.changed() == real.changed() == {"lab2": 1}

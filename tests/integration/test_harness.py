@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.playbook import assert_four_step, assert_read_only, run_playbook
+from harness.playbook import assert_four_step, assert_read_only, check_run, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
+LEAK = PLAYBOOKS / "check_mode_leak.yml"
 
 
 def test_every_lab_host_is_a_separate_ssh_target(hosts: dict) -> None:
@@ -54,3 +55,12 @@ def test_a_failed_host_is_reported_per_host(hosts: dict) -> None:
 def test_read_only_rejects_a_playbook_that_changes_something() -> None:
     with pytest.raises(AssertionError, match="a read-only --check run changed"):
         assert_read_only(str(PLAYBOOKS / "always_changed.yml"), limit="lab1")
+
+
+def test_check_run_sees_what_a_check_run_changed_though_it_reported_nothing(hosts: dict) -> None:
+    leak = hosts["lab1"].dir / "nginx" / "check-mode-leak.txt"
+    try:
+        with pytest.raises(AssertionError, match=r"lab1: nginx/files/check-mode-leak.txt: added"):
+            check_run(run_playbook, str(LEAK), limit="lab1", extravars={"leak_path": str(leak)})
+    finally:
+        leak.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import pytest
 
 import lab
 from harness.labctl import lab_up
-from harness.playbook import PlaybookRun, run_playbook
+from harness.playbook import PlaybookRun, check_run, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab2")
 
@@ -161,8 +161,7 @@ def test_check_mode_predicts_the_window_and_changes_nothing(hosts: dict) -> None
     app_before = lab.compose(lab2, "ps", "-q", "app").stdout.strip()
     nginx_dir = lab2.dir / "nginx"
     files_before = {p: p.read_bytes() for p in nginx_dir.rglob("*") if p.is_file()}
-    run = run_playbook(PLAYBOOK, limit="lab2", check=True, extravars={"maintenance_window_stop_services": ["app"]})
-    run.assert_ok()
+    run = check_run(run_playbook, PLAYBOOK, limit="lab2", extravars={"maintenance_window_stop_services": ["app"]})
     # Maintenance on and the app stopped: predicted, none of it done. (Maintenance off also predicts a change
     # when the snippets are not in place yet, so the total is not fixed.)
     for task in ("Turn nginx's maintenance mode on", "Stop the services the work needs stopped"):

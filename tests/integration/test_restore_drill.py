@@ -20,7 +20,7 @@ import yaml
 import lab
 from harness.paths import LAB_INVENTORY, REPO
 from harness.pg import query
-from harness.playbook import PlaybookRun, run_playbook
+from harness.playbook import PlaybookRun, check_run, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("all")
 
@@ -217,3 +217,9 @@ def test_a_drill_beside_production_on_the_same_host_touches_nothing(hosts: dict,
     assert result["host"] == result["drill_host"] == "lab1" and result["status"] == "pass", result
     assert query(lab1, "postgres", "SELECT datname FROM pg_database ORDER BY 1") == before
     assert query(lab1, "app", "SELECT count(*) FROM app.orders") == counts
+
+
+def test_check_mode_changes_nothing_on_any_host(reports: Path) -> None:
+    """A drill in check mode restores nothing and writes no evidence; every host is as it was."""
+    check_run(run_playbook, PLAYBOOK, extravars={"restore_drill_report_dir": str(reports)})
+    assert not reports.exists() or not any(reports.iterdir())
