@@ -9,7 +9,7 @@ those must succeed and change nothing.
 
 The cases are one table, CASES. They run as three playbooks side by side (one task per case, ignore_errors), each
 task's result read from the run's events. docs/bad_input.md is generated from the same table
-(tests/tools/gen_bad_input_doc.py; tests/unit/test_bad_input_doc.py fails when it is stale)."""
+(tests/tools/gen_bad_input_doc.py; tests/unit/test_validation.py fails when it is stale)."""
 
 from __future__ import annotations
 
