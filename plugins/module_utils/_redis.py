@@ -25,6 +25,8 @@ else:
     REDIS_IMPORT_ERROR = None
 
 RedisError: type[Exception] = redis.RedisError if HAS_REDIS else Exception
+# How Redis (6 and 7) and redis-py word a refused login.
+LOGIN_REFUSED = ("wrongpass", "noauth", "invalid password", "invalid username")
 
 
 def connection_argument_spec() -> dict[str, t.Any]:
@@ -88,8 +90,17 @@ def connect(params: dict[str, t.Any], name: str) -> t.Any:
             # Since Redis 7 PING is refused, like writes, after a failed RDB save; the server is there, and a
             # successful save (redis_maintenance snapshot) is what lifts it.
             return r
-        raise StackopsError(
-            f"Cannot reach Redis at {target(params)}: {str(exc).strip() or type(exc).__name__}. Check login_host, "
-            "login_port and login_password (or login_unix_socket), and that the server runs."
-        ) from None
+        raise StackopsError(unavailable(target(params), exc)) from None
     return r
+
+
+def unavailable(where: str, exc: Exception) -> str:
+    """Why a server could not be used, and what to check: a refused login is not a server that is down."""
+    reason = (str(exc).strip() or type(exc).__name__).rstrip(".")
+    # redis-py 4.3 (Debian 12) raises a plain ResponseError for WRONGPASS; later versions an AuthenticationError.
+    if (HAS_REDIS and isinstance(exc, redis.AuthenticationError)) or reason.lower().startswith(LOGIN_REFUSED):
+        return f"Redis at {where} refused the login: {reason}. Check login_user and login_password."
+    return (
+        f"Cannot reach Redis at {where}: {reason}. Check login_host, login_port and login_password "
+        "(or login_unix_socket), and that the server runs."
+    )
