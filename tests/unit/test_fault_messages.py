@@ -12,7 +12,7 @@ import redis
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _backup, _pgdump, _redis
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeError
-from ansible_collections.stackops.runbooks.plugins.modules import redis_maintenance
+from ansible_collections.stackops.runbooks.plugins.modules import pg_backup, redis_maintenance
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,32 @@ def test_a_failed_snapshot_check_keeps_its_own_message(tmp_path: Path, monkeypat
     with pytest.raises(redis_maintenance.MaintenanceError) as caught:
         redis_maintenance.copy_snapshot(t.cast(t.Any, None), "/data/dump.rdb", str(tmp_path))
     assert caught.value is mismatch
+
+
+class Module:
+    """What pg_backup's backup() asks of its AnsibleModule outside the dump itself."""
+
+    check_mode = False
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def test_a_backup_failing_on_docker_leaves_no_partial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Docker daemon that stops answering raises ComposeError, not BackupError: the unfinished backup must still
+    go, and the message say that nothing was kept (a fleet run with dockerd stopped left a `.partial`)."""
+    daemon = "The Docker daemon does not answer (Cannot connect to the Docker daemon); start it and run again."
+
+    def take(*_args: object) -> dict:
+        raise ComposeError(daemon)
+
+    monkeypatch.setattr(pg_backup, "take", take)
+    params = {name: option.get("default") for name, option in pg_backup.argument_spec().items()}
+    params.update(db="app", dest=str(tmp_path))
+    with pytest.raises(_backup.BackupError) as caught:
+        pg_backup.backup(t.cast(t.Any, Module()), params)
+    assert str(caught.value) == f"The backup of app failed and nothing was kept: {daemon}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".app.lock"]
