@@ -157,10 +157,18 @@ def combined_sha256(entries: list[dict[str, t.Any]]) -> str:
 
 
 def no_space_hint(exc_text: str, dest: str) -> str:
-    if "No space left" in exc_text or str(errno.ENOSPC) in exc_text:
-        free = shutil.disk_usage(dest).free
-        return f" {dest} is full ({free // 1024} KiB free): free space or point dest at a larger filesystem."
-    return ""
+    """What to do when an error says the disk is full (Python's `[Errno 28]`, or a tool's "no space left on
+    device"), as a clause to append to the error; empty for any other error."""
+    if "no space left" not in exc_text.lower() and f"[Errno {errno.ENOSPC}]" not in exc_text:
+        return ""
+    where = dest
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    try:
+        free = f" ({shutil.disk_usage(where).free // 1024} KiB free)"
+    except OSError:
+        free = ""
+    return f"; {dest} is full{free}: free space or point dest at a larger filesystem."
 
 
 # --- the manifest -----------------------------------------------------------------------------------------------

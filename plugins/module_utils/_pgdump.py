@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import threading
 import typing as t
@@ -203,8 +204,9 @@ class Tools:
     ) -> str | None:
         rc, err, digest = self.run(program, *args, stdin_path=stdin_path, stdout_path=stdout_path)
         if rc != 0:
-            killed = f" (killed by signal {-rc})" if rc < 0 else ""
-            raise BackupError(f"{what} failed in {self.where}: {program} exited with {rc}{killed}: {err[-1500:]}")
+            raise BackupError(
+                f"{what} failed in {self.where}: {exit_reason(program, rc, self.project is not None, err)}"
+            )
         return digest
 
     @contextlib.contextmanager
@@ -221,6 +223,19 @@ class Tools:
         if self.project is None:
             raise BackupError("Copying into a service needs compose_project_src.")
         self.project.call("cp", source, target)
+
+
+def exit_reason(program: str, rc: int, in_service: bool, err: str = "") -> str:
+    """How a client program ended, for a failure message. A program killed on the host has a negative exit code;
+    in a compose service, `docker compose exec` reports a program killed by signal N as 128 + N, as a shell does."""
+    signum = -rc if rc < 0 else rc - 128 if in_service and 128 < rc < 160 else 0
+    killed = ""
+    if signum:
+        try:
+            killed = f" (killed by signal {signum}, {signal.Signals(signum).name})"
+        except ValueError:
+            killed = f" (killed by signal {signum})"
+    return f"{program} exited with {rc}{killed}" + (f": {err[-1500:]}" if err else "")
 
 
 def tools_argument_spec() -> dict[str, t.Any]:

@@ -27,6 +27,8 @@ else:
 RedisError: type[Exception] = redis.RedisError if HAS_REDIS else Exception
 # What Redis answers to SELECT of a database number it does not have.
 OUT_OF_RANGE = "DB index is out of range"
+# How Redis (6 and 7) and redis-py word a refused login.
+LOGIN_REFUSED = ("wrongpass", "noauth", "invalid password", "invalid username")
 
 
 def connection_argument_spec() -> dict[str, t.Any]:
@@ -101,8 +103,17 @@ def connect(params: dict[str, t.Any], name: str) -> t.Any:
             return r
         if OUT_OF_RANGE in str(exc):
             raise StackopsError(f"{describe(exc, params)}.") from None
-        raise StackopsError(
-            f"Cannot reach Redis at {target(params)}: {describe(exc, params)}. Check login_host, login_port and "
-            "login_password (or login_unix_socket), and that the server runs."
-        ) from None
+        raise StackopsError(unavailable(target(params), exc)) from None
     return r
+
+
+def unavailable(where: str, exc: Exception) -> str:
+    """Why a server could not be used, and what to check: a refused login is not a server that is down."""
+    reason = (str(exc).strip() or type(exc).__name__).rstrip(".")
+    # redis-py 4.3 (Debian 12) raises a plain ResponseError for WRONGPASS; later versions an AuthenticationError.
+    if (HAS_REDIS and isinstance(exc, redis.AuthenticationError)) or reason.lower().startswith(LOGIN_REFUSED):
+        return f"Redis at {where} refused the login: {reason}. Check login_user and login_password."
+    return (
+        f"Cannot reach Redis at {where}: {reason}. Check login_host, login_port and login_password "
+        "(or login_unix_socket), and that the server runs."
+    )

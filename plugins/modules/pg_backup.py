@@ -247,7 +247,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     verify_files,
     write_manifest,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
     GLOBALS_TRAILER,
     Tools,
@@ -503,7 +503,8 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
             write_manifest(work, manifest)
             os.rename(work, final)
             fsync_path(dest)
-        except (BackupError, OSError) as exc:
+        # Any failure, a Docker daemon that stopped answering too (ComposeError), leaves nothing behind.
+        except (StackopsError, OSError) as exc:
             remove_tree(work)
             why = f"{exc}{no_space_hint(str(exc), dest)}"
             raise BackupError(f"The backup of {db} failed and nothing was kept: {why}") from None

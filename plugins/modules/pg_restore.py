@@ -269,7 +269,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     scan,
     verify_files,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
     GLOBALS_TRAILER,
     USER_RELATIONS,
@@ -686,7 +686,7 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
         if not drill:
             run.swap(scratch, previous if target.exists else None)
             timings["swap"] = time.monotonic() - started - sum(timings.values())
-    except (BackupError, DatabaseError) as exc:
+    except (StackopsError, DatabaseError) as exc:
         run.drop(scratch)
         what = "The drill of" if drill else "The restore of"
         kept = f"{scratch} was dropped" if drill else f"{p['db']} is as it was ({scratch} was dropped)"

@@ -259,6 +259,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     fsync_path,
     iso,
     new_set_name,
+    no_space_hint,
     sha256_file,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
@@ -777,6 +778,22 @@ def rdb_path(r: t.Any) -> str:
 
 
 def copy_snapshot(files: Files, source: str, dest: str) -> dict[str, t.Any]:
+    """The RDB copied into dest, checked and named (place_snapshot); a file system that refuses it (full, read-only,
+    not writable) is a failure that says so."""
+    try:
+        return place_snapshot(files, source, dest)
+    except OSError as exc:
+        raise MaintenanceError(
+            f"Copying the snapshot into {dest} failed: {exc}{no_space_hint(str(exc), dest)}"
+        ) from None
+    except StackopsError as exc:
+        hint = no_space_hint(str(exc), dest)
+        if not hint:
+            raise
+        raise MaintenanceError(f"Copying the snapshot into {dest} failed: {exc}{hint}", **exc.details) from None
+
+
+def place_snapshot(files: Files, source: str, dest: str) -> dict[str, t.Any]:
     """The RDB copied into dest, checked (sha256 against the server's file, the RDB magic), then given its name.
     Nothing is left in dest when a check fails."""
     if not os.path.isdir(dest):

@@ -1,0 +1,182 @@
+"""The fault suite's faults that every lab host shares (issue 9): dockerd stopped (one daemon runs every host's
+containers here) and the sshd of one host stopped. Fleet playbooks run over the `stack` group under each fault: with
+dockerd down every host fails with a message that names the daemon; with lab2's sshd down, lab2 is reported
+unreachable by its address and lab1 finishes. The repair is the lab's own, `lab.py up`, in a finally, until
+`lab.py status` is healthy. Run alone: `flock -x /work/lab.lock pytest tests/integration/test_faults_fleet.py`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import lab
+from harness.faults import Case, assert_outcome, run_batch
+from harness.labctl import lab_up
+from harness.paths import REPO
+from harness.playbook import PlaybookRun
+
+pytestmark = pytest.mark.lab_hosts("all")
+
+ROOT = lab.ROOT / "fault-tests-fleet"
+
+
+def backups(fault: str) -> dict[str, str]:
+    """Backups of each host into a folder of the fault's own, not the lab's."""
+    return {"backup_dest": f"{{{{ stackops_lab_root }}}}/fault-tests-fleet/{fault}/{{{{ inventory_hostname }}}}"}
+
+
+BOTH = ("lab1", "lab2")
+DAEMON = "The Docker daemon does not answer"
+# A fresh folder for SSH's shared connections: a connection to lab2 that an earlier run left open (ControlPersist)
+# would otherwise outlive its sshd.
+FRESH_SSH = {"ansible_control_path_dir": str(ROOT / "cp")}
+
+CASES: dict[str, dict[str, Case]] = {
+    "dockerd_stopped": {
+        "health_check": Case(
+            "health_check", ("is critical", DAEMON), {"health_check_report_dir": ""}, None, "stack", BOTH
+        ),
+        "backup": Case(
+            "backup",
+            ("The backup of app failed and nothing was kept", DAEMON),
+            backups("dockerd_stopped"),
+            None,
+            "stack",
+            BOTH,
+        ),
+        "stack_facts": Case(
+            "stack_facts", ("could not read containers", "Cannot connect to the Docker daemon"), {}, None, "stack", BOTH
+        ),
+        # recover_service starts no daemon: it stops at its first read, before it acts.
+        "recover_service": Case("recover_service", (DAEMON,), {}, None, "stack", BOTH),
+    },
+    "sshd_stopped": {
+        "health_check": Case(
+            "health_check",
+            ("127.0.2.2", "port 2222", "Connection refused"),
+            {**FRESH_SSH, "health_check_report_dir": str(ROOT / "health")},
+            None,
+            "stack",
+        ),
+        "backup": Case(
+            "backup",
+            ("127.0.2.2", "port 2222", "Connection refused"),
+            {**FRESH_SSH, **backups("sshd_stopped")},
+            None,
+            "stack",
+        ),
+    },
+}
+
+
+def status() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "lab" / "lab.py"), "status"], capture_output=True, text=True, check=False
+    )
+
+
+def repair() -> None:
+    """`lab.py up`, then `lab.py status` until every host is healthy (containers start again after dockerd)."""
+    lab_up()
+    deadline = time.monotonic() + 180
+    while (found := status()).returncode != 0:
+        assert time.monotonic() < deadline, f"the lab is not healthy after the repair:\n{found.stdout}"
+        time.sleep(2)
+
+
+def gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"process {pid} did not end within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def dockerd_stopped() -> Iterator[None]:
+    """`systemctl stop docker`: SIGTERM, and dockerd stops every container before it ends."""
+    pid = int(Path("/var/run/docker.pid").read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        gone(pid, 120)
+        yield
+    finally:
+        repair()
+
+
+@contextlib.contextmanager
+def sshd_stopped(host: lab.Host) -> Iterator[None]:
+    """lab2's sshd stopped, the other hosts' still answering. One sshd listens for every lab host, so it is
+    replaced by one that listens on every address but this host's (its own config and pid file)."""
+    ssh = lab.ROOT / "ssh"
+    config, pidfile = ssh / "faults_sshd_config", ssh / "faults_sshd.pid"
+    listen = f"ListenAddress {host.addr}:{lab.SSH_PORT}"
+    lines = [line for line in (ssh / "sshd_config").read_text().splitlines() if line.strip() != listen]
+    text = "\n".join(lines).replace(f"PidFile {ssh / 'sshd.pid'}", f"PidFile {pidfile}") + "\n"
+    lab.write_if_changed(config, text, 0o600)
+    try:
+        pid = lab.pid_alive(ssh / "sshd.pid", "sshd")
+        assert pid, "the lab's sshd is not running"
+        os.kill(pid, signal.SIGTERM)
+        gone(pid, 30)
+        lab.run(["/usr/sbin/sshd", "-f", str(config)])
+        yield
+    finally:
+        stand_in = lab.pid_alive(pidfile, "sshd")
+        if stand_in:
+            os.kill(stand_in, signal.SIGTERM)
+            gone(stand_in, 30)
+        config.unlink(missing_ok=True)
+        repair()
+
+
+@pytest.fixture(scope="module")
+def windows(hosts: dict) -> Iterator[Callable[[str], dict[str, PlaybookRun]]]:
+    """Each fault's runs, made once, the first time one of its tests asks."""
+    ROOT.mkdir(parents=True, exist_ok=True)
+    faults = {"dockerd_stopped": dockerd_stopped, "sshd_stopped": lambda: sshd_stopped(hosts["lab2"])}
+    done: dict[str, dict[str, PlaybookRun]] = {}
+
+    def get(fault: str) -> dict[str, PlaybookRun]:
+        if fault not in done:
+            with faults[fault]():
+                done[fault] = run_batch(CASES[fault])
+        return done[fault]
+
+    yield get
+    subprocess.run(["rm", "-rf", str(ROOT)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("fault", "playbook"), [(fault, playbook) for fault, cases in CASES.items() for playbook in cases]
+)
+def test_a_fleet_playbook_under_a_fault_ends_clearly(
+    windows: Callable[[str], dict[str, PlaybookRun]], fault: str, playbook: str
+) -> None:
+    assert_outcome(CASES[fault][playbook], windows(fault)[playbook])
+
+
+def test_with_lab2_unreachable_lab1_is_checked_and_backed_up(windows: Callable[[str], dict[str, PlaybookRun]]) -> None:
+    runs = windows("sshd_stopped")
+    for run in runs.values():
+        assert set(run.stats.get("dark", {})) == {"lab2"}, "lab2 is not reported unreachable"
+    health = runs["health_check"].artifacts["health_check"]
+    assert set(health) == {"lab1"} and health["lab1"]["status"] == "ok"
+    assert sorted(p.name for p in (ROOT / "health").iterdir()) == ["health-lab1.json"]
+    backup = runs["backup"].artifacts["backup"]
+    assert set(backup) == {"lab1"} and Path(backup["lab1"]["path"]).parent == ROOT / "sshd_stopped" / "lab1"
+    assert not (ROOT / "sshd_stopped" / "lab2").exists(), "a backup of the unreachable host"
+
+
+def test_with_dockerd_down_no_backup_is_kept(windows: Callable[[str], dict[str, PlaybookRun]]) -> None:
+    windows("dockerd_stopped")
+    for name in BOTH:
+        dest = ROOT / "dockerd_stopped" / name
+        assert not dest.exists() or [p.name for p in dest.iterdir() if not p.name.startswith(".")] == []
