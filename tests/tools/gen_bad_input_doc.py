@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "lab"), str(REPO / "tests" / "integration")]
 
 import test_bad_input as suite  # noqa: E402
+from generated import write_or_check  # noqa: E402
 
 PAGE = REPO / "docs" / "bad_input.md"
 INTRO = """# Bad input
@@ -79,14 +80,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(REPO)} is stale: run python tests/tools/gen_bad_input_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    return 0
+    return write_or_check(PAGE, render(), sys.argv, "python tests/tools/gen_bad_input_doc.py")
 
 
 if __name__ == "__main__":

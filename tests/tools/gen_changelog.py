@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from generated import write_or_check
 
 REPO = Path(__file__).resolve().parents[2]
 # What antsibull-changelog reads: the metadata, the changelog files, and the plugins it lists via ansible-doc.
@@ -63,15 +64,7 @@ def render(source: Path = REPO) -> str:
 
 
 def main(argv: list[str]) -> int:
-    target = REPO / output_file(REPO)
-    text = render()
-    if "--check" in argv:
-        if not target.exists() or target.read_text() != text:
-            print(f"{target.name} is stale: run `python tests/tools/gen_changelog.py` and commit it", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text)
-    return 0
+    return write_or_check(REPO / output_file(REPO), render(), argv, "python tests/tools/gen_changelog.py")
 
 
 if __name__ == "__main__":

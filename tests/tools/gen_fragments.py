@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from generated import write_or_check
 
 REPO = Path(__file__).resolve().parents[2]
 FRAGMENTS = REPO / "plugins" / "doc_fragments"
@@ -70,14 +71,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET.relative_to(REPO)} is stale: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    return 0
+    return write_or_check(TARGET, render(), argv, "make docs")
 
 
 if __name__ == "__main__":
