@@ -466,8 +466,11 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     dest, db = p["dest"], p["db"]
     # Where the tools run, and that the database is there, are checked before dest, its lock or a partial exist;
     # check mode checks them too, so that it fails where a real run would.
-    tools = Tools(module, p, APPLICATION)
-    must_connect(p, APPLICATION, db, read_only=True, error=BackupError).close()
+    try:
+        tools = Tools(module, p, APPLICATION)
+        must_connect(p, APPLICATION, db, read_only=True, error=BackupError).close()
+    except StackopsError as exc:
+        raise BackupError(f"The backup of {db} failed and nothing was kept: {exc}") from None
     now = time.time()
     sets, _partials = scan(dest)
     name = new_set_name(dest, db, now)

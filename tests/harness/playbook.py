@@ -160,13 +160,20 @@ def lab_hosts_of(pattern: str | None) -> list[str]:
     return [name for name in named if lanes.held is None or name in lanes.held]
 
 
-def check_run(run: t.Callable[..., PlaybookRun], *args: t.Any, **kwargs: t.Any) -> PlaybookRun:
-    """A --check run that must succeed and change nothing, as an independent snapshot of each host it may touch
-    (PostgreSQL, Redis, nginx files and workers, containers: harness/snapshot.py) shows before and after."""
+def check_run(
+    run: t.Callable[..., PlaybookRun], *args: t.Any, refused: str | None = None, **kwargs: t.Any
+) -> PlaybookRun:
+    """A --check run that must succeed (or, given `refused`, fail on every host with that text) and change
+    nothing, as an independent snapshot of each host it may touch (PostgreSQL, Redis, nginx files and workers,
+    containers: harness/snapshot.py) shows before and after."""
     hosts = lab_hosts_of(kwargs.get("limit", kwargs.get("hosts", "lab1" if run is run_module else None)))
     before = {host: snapshot(host) for host in hosts}
     result = run(*args, check=True, **kwargs)
-    result.assert_ok()
+    if refused is None:
+        result.assert_ok()
+    else:
+        assert result.status == "failed" and refused in result.stdout, result.stdout[-3000:]
+        assert not any(result.changed().values()), result.changed()
     changes = [f"{host}: {line}" for host in hosts for line in diff(before[host], snapshot(host))]
     assert not changes, f"{result.playbook} --check changed the lab:\n" + "\n".join(changes[:40])
     return result

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 import typing as t
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -233,6 +234,19 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def settled(pid: int) -> list[int]:
+    """nginx's workers once a reload already in flight has finished (a graceful reload replaces them over a
+    moment): two reads 0.1 s apart that agree and are not empty, for at most 5 s."""
+    seen = children(pid)
+    for _attempt in range(50):
+        time.sleep(0.1)
+        again = children(pid)
+        if again == seen and again:
+            break
+        seen = again
+    return seen
+
+
 def docker_state(host: lab.Host) -> dict[str, t.Any]:
     containers, canaries, workers = {}, sorted(str(p) for p in Path("/tmp").glob(CANARY)), []
     for item in _inspect(host):
@@ -250,7 +264,7 @@ def docker_state(host: lab.Host) -> dict[str, t.Any]:
             canaries += sorted(f"{item['Name'].lstrip('/')}:/tmp/{p.name}" for p in (Path(upper) / "tmp").glob(CANARY))
         if service == "nginx" and state.get("Pid"):
             # nginx's master is the container's first process; a reload gives it new worker children.
-            workers = children(int(state["Pid"]))
+            workers = settled(int(state["Pid"]))
     return {"containers": containers, "canaries": canaries, "nginx_workers": workers}
 
 

@@ -219,7 +219,9 @@ def test_a_drill_beside_production_on_the_same_host_touches_nothing(hosts: dict,
     assert query(lab1, "app", "SELECT count(*) FROM app.orders") == counts
 
 
-def test_check_mode_changes_nothing_on_any_host(reports: Path) -> None:
-    """A drill in check mode restores nothing and writes no evidence; every host is as it was."""
-    check_run(run_playbook, PLAYBOOK, extravars={"restore_drill_report_dir": str(reports)})
+def test_check_mode_is_refused_and_changes_nothing_on_any_host(reports: Path) -> None:
+    """A drill cannot be rehearsed: check mode could copy no backup to the drill host. It is refused with what to
+    run instead, writes no evidence, and every host is as it was."""
+    refusal = "A restore drill does nothing in check mode"
+    check_run(run_playbook, PLAYBOOK, refused=refusal, extravars={"restore_drill_report_dir": str(reports)})
     assert not reports.exists() or not any(reports.iterdir())
