@@ -131,6 +131,11 @@ CASES: dict[str, dict[str, Case]] = {
         ),
     },
     "corrupted_backup": {
+        "restore": Case(
+            "restore",
+            ("app.dump has sha256", "The live database was not changed and nothing was stopped"),
+            {"restore_confirm": True, "restore_src": str(DAMAGED)},
+        ),
         "backup": Case(
             "backup",
             ("The newest backup", "is damaged", "app.dump has sha256"),
