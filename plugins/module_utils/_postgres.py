@@ -157,3 +157,18 @@ def rows(conn: t.Any, query: str, args: t.Any = None) -> list[dict[str, t.Any]]:
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(query, args)
         return [dict(row) for row in cur.fetchall()]
+
+
+def reset_statistics(conn: t.Any) -> bool:
+    """Zero the connected database's cumulative statistics, so that a database just restored is judged on its own
+    workload: the restore's reads would otherwise sink its cache hit ratio below the health thresholds. False when the
+    login may not (pg_stat_reset is for superusers and those granted it): the restore stands either way."""
+    conn.set_session(readonly=False, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_catalog.pg_stat_reset()")
+    except DatabaseError as err:
+        if getattr(err, "pgcode", None) != "42501":  # insufficient_privilege
+            raise
+        return False
+    return True

@@ -214,6 +214,7 @@ checks:
     objects: {tables: 8, indexes: 18, sequences: 7, views: 1}
     sequences: 7 sequences at the backup's values
     analyze: true
+    statistics_reset: true
 plan:
   description: The steps, in order (those a real run would take, in check mode).
   returned: always
@@ -286,6 +287,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import
     connection_argument_spec,
     ensure_libs,
     must_connect,
+    reset_statistics,
     rows,
     sql,
 )
@@ -450,6 +452,7 @@ def plan_restore(
     steps.append(f"check {', '.join(extra)}")
     if p["operation"] == "drill":
         return [*steps, f"drop {scratch}: a drill replaces nothing"]
+    steps.append(f"reset {scratch}'s statistics counters: they count the restore's reads, not the site's")
     if target.sessions:
         steps.append(f"end the {len(target.sessions)} sessions connected to {db}")
     if target.exists:
@@ -559,16 +562,18 @@ class Restore:
             conn.set_session(readonly=True, autocommit=False)
             with conn.cursor() as cur:
                 proofs += [smoke(cur, query) for query in self.p["smoke_queries"]]
+            failed = [f"{p['name']}: {p['detail']}" for p in proofs if p["passed"] is False]
+            if failed:
+                raise BackupError(f"The restored database failed its checks: {'; '.join(failed)}.")
+            reset = self.p["operation"] == "restore" and reset_statistics(conn)
         finally:
             conn.close()
-        failed = [f"{p['name']}: {p['detail']}" for p in proofs if p["passed"] is False]
-        if failed:
-            raise BackupError(f"The restored database failed its checks: {'; '.join(failed)}.")
         return {
             "tables": tables,
             "objects": found["objects"],
             "sequences": f"{len(found['sequences'])} sequences at the backup's values",
             "analyze": True,
+            "statistics_reset": reset,
         }, found["tables"]
 
     def swap(self, scratch: str, previous: str | None) -> None:

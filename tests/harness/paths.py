@@ -19,3 +19,9 @@ def lab_hosts() -> dict[str, lab.Host]:
 def lab_credentials(host: str) -> dict[str, str]:
     """The generated credentials of a lab host: stackops_pg_password, stackops_pg_app_password, ..."""
     return yaml.safe_load((LAB_INVENTORY / "host_vars" / host / lab.CREDENTIALS_FILE).read_text())
+
+
+def lab_postgres_thresholds() -> dict[str, float]:
+    """The PostgreSQL health thresholds the lab inventory sets (why: group_vars/all.yml), for modules run directly."""
+    group_vars = yaml.safe_load((LAB_INVENTORY / "group_vars" / "all.yml").read_text())
+    return dict(group_vars["health_check_postgres_thresholds"])

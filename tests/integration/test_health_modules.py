@@ -13,10 +13,10 @@ import redis
 
 import lab
 from harness.labctl import lab_up
-from harness.paths import lab_credentials
+from harness.paths import lab_credentials, lab_postgres_thresholds
 from harness.playbook import assert_module_read_only, run_module
 
-pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
+pytestmark = pytest.mark.lab_hosts("lab1")
 
 PG = "stackops.runbooks.pg_health"
 REDIS = "stackops.runbooks.redis_health"
@@ -65,7 +65,7 @@ def messages(result: dict, check_name: str) -> list[str]:
 
 
 def test_healthy_postgres_is_ok_and_never_changes_anything(lab1: lab.Host) -> None:
-    runs = assert_module_read_only(PG, pg_args(lab1))
+    runs = assert_module_read_only(PG, pg_args(lab1, thresholds=lab_postgres_thresholds()))
     result = runs[1].result("lab1")
     assert (result["is_available"], result["status"], result["findings"]) == (True, "ok", [])
     assert result["server"]["version"].startswith("15.") and result["server"]["in_recovery"] is False
@@ -73,6 +73,19 @@ def test_healthy_postgres_is_ok_and_never_changes_anything(lab1: lab.Host) -> No
     assert {t["table"] for t in result["sizes"]["largest_tables"]} >= {"events", "order_items", "orders"}
     assert result["statements"]["available"] is True
     assert result["replication"] == {"role": "primary", "standbys": []}
+
+
+def test_the_cache_hit_ratio_is_judged_only_past_its_sample_size(lab1: lab.Host) -> None:
+    with pg_conn(lab1) as conn, conn.cursor() as cur:
+        cur.execute("SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = 'app'")
+        (lookups,) = cur.fetchone()
+    # Every ratio is at or below 100%, so only the sample size decides whether it is judged.
+    strict = {"cache_hit_warning_pct": 100, "cache_hit_critical_pct": 100}
+    judged = check(PG, pg_args(lab1, checks=["cache"], thresholds={**strict, "cache_min_reads": 1}))
+    assert judged["status"] == "critical" and judged["cache"]["hits"] + judged["cache"]["reads"] >= lookups, judged
+    assert [m for m in messages(judged, "cache") if m.startswith("cache hit ratio is ")], judged["findings"]
+    unjudged = check(PG, pg_args(lab1, checks=["cache"], thresholds={**strict, "cache_min_reads": lookups * 1000}))
+    assert (unjudged["status"], unjudged["findings"]) == ("ok", []), unjudged
 
 
 def test_idle_in_transaction_and_long_query_are_found_with_their_pids(lab1: lab.Host) -> None:
@@ -202,14 +215,13 @@ def test_redis_big_keys_are_sampled_with_scan(lab1: lab.Host, rds: redis.Redis) 
         rds.delete("stackops:test:big")
 
 
-def test_stopped_redis_and_wrong_password(hosts: dict) -> None:
-    host = hosts["lab2"]
-    wrong = check(REDIS, redis_args(host, login_password="wrong", fail_on="never"), host="lab2")
+def test_stopped_redis_and_wrong_password(lab1: lab.Host) -> None:
+    wrong = check(REDIS, redis_args(lab1, login_password="wrong", fail_on="never"))
     assert wrong["is_available"] is False and "WRONGPASS" in wrong["conn_err_msg"]
-    lab.compose(host, "stop", "redis")
+    lab.compose(lab1, "stop", "redis")
     try:
-        result = check(REDIS, redis_args(host), host="lab2")
+        result = check(REDIS, redis_args(lab1))
         assert result["failed"] is True and result["is_available"] is False
-        assert "Redis at 127.0.2.2:6379 is not available" in result["msg"]
+        assert "Redis at 127.0.2.1:6379 is not available" in result["msg"]
     finally:
         lab_up()

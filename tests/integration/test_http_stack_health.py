@@ -23,10 +23,10 @@ import pytest
 
 import lab
 from harness.labctl import lab_up
-from harness.paths import lab_credentials
+from harness.paths import lab_credentials, lab_postgres_thresholds
 from harness.playbook import assert_module_read_only, run_module
 
-pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
+pytestmark = pytest.mark.lab_hosts("lab1")
 
 HTTP = "stackops.runbooks.http_health"
 STACK = "stackops.runbooks.stack_health"
@@ -170,7 +170,12 @@ def stack_args(host: lab.Host, **extra: object) -> dict:
         "project_name": host.project,
         "nginx_service": "nginx",
         "nginx_test": ["nginx", "-t", "-c", "/etc/nginx/stackops/nginx.conf"],
-        "postgres": {"login_host": host.addr, "login_password": creds["stackops_pg_password"], "login_db": "app"},
+        "postgres": {
+            "login_host": host.addr,
+            "login_password": creds["stackops_pg_password"],
+            "login_db": "app",
+            "thresholds": lab_postgres_thresholds(),
+        },
         "redis": {"login_host": host.addr, "login_password": creds["stackops_redis_password"]},
         "http": {"endpoints": lab_endpoints(host), "ca_path": ca(host)},
         **extra,
@@ -195,15 +200,14 @@ def test_stack_health_reads_every_part_at_once_and_never_changes(lab1: lab.Host)
     assert lab_credentials("lab1")["stackops_redis_password"] not in text
 
 
-def test_stack_health_names_each_broken_part(hosts: dict) -> None:
-    lab2 = hosts["lab2"]
-    conf = lab2.dir / "nginx" / "conf.d" / "app.conf"
+def test_stack_health_names_each_broken_part(lab1: lab.Host) -> None:
+    conf = lab1.dir / "nginx" / "conf.d" / "app.conf"
     original = conf.read_text()
-    lab.compose(lab2, "stop", "redis")
+    lab.compose(lab1, "stop", "redis")
     # A config that fails nginx -t, left on disk but not reloaded: the running nginx still serves the old one.
     conf.write_text(original.replace("proxy_read_timeout 60s;", "proxy_read_timeout sixty;"))
     try:
-        result = check(STACK, stack_args(lab2, fail_on="never"), host="lab2")
+        result = check(STACK, stack_args(lab1, fail_on="never"))
     finally:
         conf.write_text(original)
         lab_up()
@@ -219,7 +223,7 @@ def test_stack_health_names_each_broken_part(hosts: dict) -> None:
     assert {"redis.availability", "nginx", "services", "http.status"} <= checks
     found = messages(result)
     assert any(m.startswith("nginx -t failed: ") and "[emerg]" in m and "proxy_read_timeout" in m for m in found)
-    assert "stackops-lab2-redis-1 is exited (exit code 0)" in found
+    assert "stackops-lab1-redis-1 is exited (exit code 0)" in found
 
 
 def app_pid(container: str, restarts: int) -> int:
