@@ -88,21 +88,25 @@ unit: venv collection
 integration: venv lab-up
 	pytest -n 2 tests/integration
 
-# The matrix leg on CORE: the unit tests and the integration tests marked `matrix` (every module, the main playbooks).
+# The matrix leg on CORE alone: the unit tests and the integration tests marked `matrix` (every module, the main
+# playbooks). `make test` runs the same tests on the newest within its one pytest run.
 matrix: venv collection lab-up
 	pytest -n 2 -m "matrix or not lab" tests/unit tests/integration
 
-# ansible-test sanity mostly waits (venvs, subprocesses), so it runs (for both series) beside pytest, which mostly
-# waits on the lab. First the matrix leg on the newest ansible-core, then every test on the oldest. Sanity's output is
-# shown when it fails; the last line is always pytest's summary of the full suite.
-test: lint lab-up
+# ansible-test sanity mostly waits (venvs, subprocesses), so it runs (for both series) beside the lab's start and
+# pytest, which mostly waits on the lab. The unit tests run on the newest ansible-core first; then every test on the
+# oldest, except those marked `matrix`, whose playbooks and modules the newest's controller runs (each integration
+# test runs once). Sanity's output is shown when it fails; the last line is always pytest's summary of the full suite.
+test: lint
 	$(MAKE) --no-print-directory venv CORE=$(NEWEST)
 	{ $(MAKE) --no-print-directory sanity && $(MAKE) --no-print-directory sanity CORE=$(NEWEST); } \
 	  > .build/sanity.log 2>&1 & sanity=$$!; \
-	tests=0; $(MAKE) --no-print-directory matrix CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 || tests=$$?; \
-	echo "make test: ansible-core $(NEWEST) leg: $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
+	$(MAKE) --no-print-directory lab-up || { kill $$sanity; exit 1; }; \
+	tests=0; $(MAKE) --no-print-directory unit CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 || tests=$$?; \
+	echo "make test: ansible-core $(NEWEST) unit tests: $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
 	if [ $$tests -ne 0 ]; then tail -n 60 .build/pytest-$(NEWEST).log; fi; \
-	pytest -n 2 --durations=20 tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
+	STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n 2 --durations=20 tests/unit tests/integration 2>&1 \
+	  | tee .build/pytest.log || tests=$$?; \
 	checks=0; wait $$sanity || checks=$$?; \
 	if [ $$checks -ne 0 ]; then cat .build/sanity.log; echo "make test: ansible-test sanity failed (above)"; \
 	else grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; echo "make test: ansible-test sanity passed ($(OLDEST) and $(NEWEST))"; fi; \

@@ -217,6 +217,10 @@ def ensure_ssh(hosts: list[Host], report: Report) -> None:
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nStrictModes yes\nMaxStartups 100:30:200\nMaxSessions 64\nLogLevel ERROR\n"
         "Subsystem sftp internal-sftp\n"
+        # Debian's bash reads ~/.bashrc for every command sshd runs when it is the top-level shell; this machine's
+        # root .bashrc runs `pyenv init`, which would cost each Ansible task about 0.1 s of CPU. A lab host is a
+        # server, whose root has no such shell set-up: bash started at level 2 leaves .bashrc unread.
+        "SetEnv SHLVL=1\n"
     )
     config_changed = write_if_changed(ssh / "sshd_config", config, 0o600)
     pid = pid_alive(ssh / "sshd.pid", "sshd")
@@ -476,19 +480,24 @@ def bring_up_host(host: Host, image: str, report: Report) -> None:
 # --- commands ------------------------------------------------------------------------------------------
 
 
-def up(hosts: list[Host]) -> None:
+def up(hosts: list[Host], only: list[str] | None = None) -> None:
+    """Bring the fleet up, or of its stacks just those named (dockerd, the image and sshd are always the fleet's)."""
     started = time.monotonic()
     report = Report()
+    unknown = sorted(set(only or ()) - {h.name for h in hosts})
+    if unknown:
+        raise LabError(f"no lab host {', '.join(unknown)}; the lab's hosts are {', '.join(h.name for h in hosts)}")
     ensure_packages()
     ensure_dockerd(report)
     image = ensure_image(report)
     ensure_ssh(hosts, report)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        for future in [pool.submit(bring_up_host, h, image, report) for h in hosts]:
+    stacks = [h for h in hosts if not only or h.name in only]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+        for future in [pool.submit(bring_up_host, h, image, report) for h in stacks]:
             future.result()
     took = time.monotonic() - started
     if report.changes:
-        say(f"lab is up ({len(hosts)} hosts, {len(report.changes)} changes, {took:.1f} s)")
+        say(f"lab is up ({len(stacks)} hosts, {len(report.changes)} changes, {took:.1f} s)")
     else:
         say(f"lab is up; nothing changed ({took:.1f} s)")
 
@@ -549,14 +558,17 @@ def status(hosts: list[Host]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("hosts", nargs="*", help="up: bring up only these hosts' stacks (the tests' repair path)")
     args = parser.parse_args()
+    if args.hosts and args.command != "up":
+        parser.error(f"only `up` takes host names, not `{args.command}`")
     if os.geteuid() != 0:
         print("lab: ERROR: the lab runs dockerd and sshd and installs packages: run it as root.", file=sys.stderr)
         return 2
     try:
         hosts = load_hosts()
         if args.command == "up":
-            up(hosts)
+            up(hosts, args.hosts)
             return 0
         if args.command == "down":
             down(hosts)

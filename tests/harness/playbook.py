@@ -17,6 +17,11 @@ from harness.paths import ANSIBLE_CONFIG, COLLECTIONS, LAB_INVENTORY, lab_hosts
 from harness.snapshot import diff, snapshot
 
 
+# The bin directory of the ansible-core that runs playbooks and modules: None for this interpreter's (the oldest
+# supported); the integration conftest points it at the newest's for tests marked `matrix` (docs/testing.md).
+controller: Path | None = None
+
+
 @dataclass
 class PlaybookRun:
     """The outcome of one ansible-runner run: status, per-host stats, events, set_stats artifacts."""
@@ -76,7 +81,7 @@ def _run(check: bool, diff: bool, verbosity: int, timeout: int, label: str, **ru
                 "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
                 "ANSIBLE_CONFIG": str(ANSIBLE_CONFIG),
                 "ANSIBLE_NOCOLOR": "1",
-                "PATH": os.environ["PATH"],
+                "PATH": os.pathsep.join([*([str(controller)] if controller else []), os.environ["PATH"]]),
             },
             settings={"job_timeout": timeout},
             quiet=True,

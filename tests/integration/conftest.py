@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
 
 import lab
-from harness import lanes
+from harness import lanes, playbook
 from harness.paths import REPO, lab_hosts
 from harness.scratch import ScratchProject, new_project
 
@@ -61,6 +62,40 @@ def lab_hosts_held(request: pytest.FixtureRequest) -> Iterator[None]:
     declared = marker.args if marker else ()
     with lanes.holding(lanes.needed(declared, lab_hosts()), worker["testrunuid"]):
         yield
+
+
+# `make test` sets it to the newest ansible-core's bin directory: tests marked `matrix` run their playbooks and modules
+# with that controller (each integration test runs once, on one of the two).
+NEWEST = os.environ.get("STACKOPS_NEWEST_ANSIBLE")
+
+
+@pytest.fixture(scope="session")
+def newest_controller() -> Path:
+    """The newest ansible-core's bin directory, once proven to be the controller a harness run gets."""
+    assert NEWEST
+    playbook.controller = Path(NEWEST)
+    try:
+        run = playbook.run_module("ansible.builtin.debug", {"var": "ansible_version.full"})
+    finally:
+        playbook.controller = None
+    version = run.result("lab1").get("ansible_version.full", "")
+    expected = subprocess.run(
+        [str(Path(NEWEST) / "ansible"), "--version"], capture_output=True, text=True, check=True
+    ).stdout.split("[core ", 1)[1].split("]", 1)[0]
+    assert version == expected, f"runs under STACKOPS_NEWEST_ANSIBLE={NEWEST} got ansible-core {version!r}"
+    return Path(NEWEST)
+
+
+@pytest.fixture(autouse=True)
+def matrix_controller(request: pytest.FixtureRequest) -> Iterator[None]:
+    if NEWEST is None or request.node.get_closest_marker("matrix") is None:
+        yield
+        return
+    playbook.controller = request.getfixturevalue("newest_controller")
+    try:
+        yield
+    finally:
+        playbook.controller = None
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,7 +17,8 @@ import lab
 from harness.playbook import assert_four_step, run_playbook
 from harness.scratch import ScratchProject
 
-pytestmark = pytest.mark.lab_hosts("lab1", "lab2")
+# Every test on lab2 (scratch projects have no network, so any host reaches them): the module is one lane's.
+pytestmark = pytest.mark.lab_hosts("lab2")
 
 PLAYBOOK = "stackops.runbooks.recover_service"
 
@@ -38,11 +39,11 @@ def container_ids(host: lab.Host) -> dict[str, str]:
 
 
 def test_a_healthy_stack_is_left_alone(hosts: dict) -> None:
-    before = container_ids(hosts["lab1"])
-    runs = assert_four_step(PLAYBOOK, limit="lab1")
+    before = container_ids(hosts["lab2"])
+    runs = assert_four_step(PLAYBOOK, limit="lab2")
     assert all(n == 0 for run in runs for n in run.changed().values())
-    assert runs[1].artifacts["recover_service"]["lab1"]["acted"] is False
-    assert container_ids(hosts["lab1"]) == before
+    assert runs[1].artifacts["recover_service"]["lab2"]["acted"] is False
+    assert container_ids(hosts["lab2"]) == before
 
 
 @pytest.mark.matrix
@@ -96,7 +97,7 @@ def test_failed_recovery_keeps_an_incident_bundle(scratch: ScratchProject, tmp_p
     incidents = tmp_path / "incidents"
     run = run_playbook(
         PLAYBOOK,
-        limit="lab1",
+        limit="lab2",
         extravars={
             **scratch.role_vars("recover_service"),
             "recover_service_profiles": ["broken"],
@@ -107,8 +108,8 @@ def test_failed_recovery_keeps_an_incident_bundle(scratch: ScratchProject, tmp_p
             "recover_service_incident_dir": str(incidents),
         },
     )
-    assert run.failed_hosts() == {"lab1"}
-    message = run.result("lab1", "Stop with a summary")["msg"]
+    assert run.failed_hosts() == {"lab2"}
+    message = run.result("lab2", "Stop with a summary")["msg"]
     assert "did not recover" in message and "broken-1 is" in message and str(incidents) in message
     (bundle,) = incidents.iterdir()
     assert bundle.stat().st_mode & 0o777 == 0o700
@@ -120,22 +121,22 @@ def test_failed_recovery_keeps_an_incident_bundle(scratch: ScratchProject, tmp_p
 
 
 def test_emergency_forms_need_confirmation(hosts: dict) -> None:
-    before = container_ids(hosts["lab1"])
+    before = container_ids(hosts["lab2"])
     for mode in ("full_restart", "stop_all"):
-        run = run_playbook(PLAYBOOK, limit="lab1", extravars={"recover_service_mode": mode})
-        assert run.failed_hosts() == {"lab1"}
+        run = run_playbook(PLAYBOOK, limit="lab2", extravars={"recover_service_mode": mode})
+        assert run.failed_hosts() == {"lab2"}
         assert (
             "set recover_service_confirm=true"
-            in run.result("lab1", "Refuse to take the whole stack down without confirmation")["msg"]
+            in run.result("lab2", "Refuse to take the whole stack down without confirmation")["msg"]
         )
-    assert container_ids(hosts["lab1"]) == before
+    assert container_ids(hosts["lab2"]) == before
 
 
 def test_stop_all_with_confirmation(scratch: ScratchProject) -> None:
     scratch.compose("up", "-d", "--wait")
     run = run_playbook(
         PLAYBOOK,
-        limit="lab1",
+        limit="lab2",
         extravars={
             **scratch.role_vars("recover_service"),
             "recover_service_mode": "stop_all",
