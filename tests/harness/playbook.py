@@ -16,7 +16,6 @@ from harness import lanes
 from harness.paths import ANSIBLE_CONFIG, COLLECTIONS, LAB_INVENTORY, lab_hosts
 from harness.snapshot import diff, snapshot
 
-
 # The bin directory of the ansible-core that runs playbooks and modules: None for this interpreter's (the oldest
 # supported); the integration conftest points it at the newest's for tests marked `matrix` (docs/testing.md).
 controller: Path | None = None

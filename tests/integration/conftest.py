@@ -79,9 +79,11 @@ def newest_controller() -> Path:
     finally:
         playbook.controller = None
     version = run.result("lab1").get("ansible_version.full", "")
-    expected = subprocess.run(
-        [str(Path(NEWEST) / "ansible"), "--version"], capture_output=True, text=True, check=True
-    ).stdout.split("[core ", 1)[1].split("]", 1)[0]
+    expected = (
+        subprocess.run([str(Path(NEWEST) / "ansible"), "--version"], capture_output=True, text=True, check=True)
+        .stdout.split("[core ", 1)[1]
+        .split("]", 1)[0]
+    )
     assert version == expected, f"runs under STACKOPS_NEWEST_ANSIBLE={NEWEST} got ansible-core {version!r}"
     return Path(NEWEST)
 
