@@ -11,7 +11,13 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
-from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import DatabaseError, connect, rows, target
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
+    DatabaseError,
+    connect,
+    redacted,
+    rows,
+    target,
+)
 
 SECTIONS = [
     "connections",
@@ -93,6 +99,7 @@ def read_activity(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str
         "ORDER BY state_change LIMIT %s",
         (top,),
     )
+    redacted(idle, "last_query")
     long = rows(
         conn,
         "SELECT pid, usename AS user, datname AS database, application_name AS application, "
@@ -103,6 +110,7 @@ def read_activity(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str
         "ORDER BY query_start LIMIT %s",
         (th["long_query_warning_s"], top),
     )
+    redacted(long)
     found = []
     for s in idle:
         label = f"session pid {s['pid']} ({s['user']}@{s['database']}) idle in transaction for {s['seconds']}s"
@@ -129,6 +137,7 @@ def read_locks(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t
         "WHERE cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start LIMIT %s",
         (top,),
     )
+    redacted(blocked)
     found = []
     for b in blocked:
         label = (
@@ -265,6 +274,7 @@ def read_statements(conn: t.Any, _th: dict[str, float], top: int) -> tuple[dict[
         "ORDER BY mean_exec_time DESC LIMIT %s",
         (top,),
     )
+    redacted(top_rows)
     return {"available": True, "top_by_mean_time": top_rows}, []
 
 

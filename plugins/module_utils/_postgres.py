@@ -9,6 +9,7 @@ fragment), the library check, and connecting in one place."""
 from __future__ import annotations
 
 import contextlib
+import re
 import traceback
 import typing as t
 from collections.abc import Iterator
@@ -172,3 +173,24 @@ def reset_statistics(conn: t.Any) -> bool:
             raise
         return False
     return True
+
+
+# The server keeps statement texts verbatim (pg_stat_activity, and pg_stat_statements for utility statements): a
+# literal after PASSWORD (CREATE or ALTER ROLE, user mappings) or a password= in a connection string (subscriptions,
+# dblink) would be a secret in a report. Texts cut at 200 characters may end inside the literal.
+PASSWORD_LITERAL = re.compile(r"(?i)(\bpassword\b\s*=?\s*)(?:'(?:[^']|'')*(?:'|$)|\$(\w*)\$.*?(?:\$\2\$|$))", re.DOTALL)
+PASSWORD_SETTING = re.compile(r"(?i)(\bpassword\s*=\s*)(?!['$])[^\s',)]+")
+
+
+def redact_sql(text: str | None) -> str | None:
+    """A statement text with every password literal replaced by ********."""
+    if not text:
+        return text
+    return PASSWORD_SETTING.sub(r"\1********", PASSWORD_LITERAL.sub(r"\1'********'", text))
+
+
+def redacted(found: list[dict[str, t.Any]], key: str = "query") -> list[dict[str, t.Any]]:
+    """Rows with their statement text (in key) passed through redact_sql."""
+    for row in found:
+        row[key] = redact_sql(row.get(key))
+    return found

@@ -89,7 +89,9 @@ connections:
   returned: when the section was read
   type: dict
 activity:
-  description: The oldest idle-in-transaction sessions and the long-running queries (query text truncated).
+  description:
+    - The oldest idle-in-transaction sessions and the long-running queries.
+    - Query texts are cut at 200 characters, with password literals replaced by C(********).
   returned: when the section was read
   type: dict
 locks:
@@ -117,7 +119,9 @@ replication:
   returned: when the section was read
   type: dict
 statements:
-  description: The top statements by mean time from pg_stat_statements, or a note saying why there are none.
+  description:
+    - The top statements by mean time from pg_stat_statements, or a note saying why there are none.
+    - Query texts are cut at 200 characters, with password literals replaced by C(********).
   returned: when the section was read
   type: dict
 settings:

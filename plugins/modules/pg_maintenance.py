@@ -356,7 +356,7 @@ pg_stat_statements:
 terminated:
   description:
     - The sessions ended (that would be ended, in check mode), with their idle time and last query (cut at 200
-      characters).
+      characters, password literals replaced by C(********)).
   returned: with O(terminate_idle)
   type: list
   elements: dict
@@ -429,6 +429,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import
     connected,
     connection_argument_spec,
     ensure_libs,
+    redacted,
     rows,
     sql,
 )
@@ -722,7 +723,7 @@ class Maintenance:
     def plan_sessions(self) -> list[dict[str, t.Any]]:
         flt = self.p["session_filter"] or {}
         return pick_sessions(
-            rows(self.conn, SESSIONS),
+            redacted(rows(self.conn, SESSIONS)),
             self.pid,
             self.p["states"],
             self.p["idle_for"],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -113,6 +115,31 @@ def test_idle_in_transaction_and_long_query_are_found_with_their_pids(lab1: lab.
         with pg_conn(lab1) as admin, admin.cursor() as cur:
             cur.execute("SELECT pg_cancel_backend(%s)", (busy_pid,))
         idle.close()
+
+
+def test_password_literals_in_statement_texts_are_redacted(lab1: lab.Host) -> None:
+    role, secret = "stackops_test_redaction", secrets.token_urlsafe(18)
+    admin, holder = pg_conn(lab1), pg_conn(lab1)
+    admin.autocommit = True
+    pid = holder.get_backend_pid()
+    try:
+        # psycopg2 puts the literal into the text, as any client does: the server keeps it verbatim in
+        # pg_stat_statements (a utility statement) and as the last query of a session left idle in transaction.
+        admin.cursor().execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (secret,))
+        holder.cursor().execute(f"ALTER ROLE {role} PASSWORD %s", (secret,))
+        time.sleep(1.5)
+        thresholds = {"idle_in_transaction_warning_s": 1, "idle_in_transaction_critical_s": 600}
+        run = run_module(PG, pg_args(lab1, checks=["activity", "statements"], top=1000, thresholds=thresholds))
+        result = run.result("lab1")
+    finally:
+        holder.close()
+        admin.cursor().execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
+    assert secret not in run.stdout and secret not in json.dumps(run.events)
+    (idle,) = [s for s in result["activity"]["idle_in_transaction"] if s["pid"] == pid]
+    assert idle["last_query"] == f"ALTER ROLE {role} PASSWORD '********'"
+    statements = [s["query"] for s in result["statements"]["top_by_mean_time"]]
+    assert f"CREATE ROLE {role} LOGIN PASSWORD '********'" in statements, statements
 
 
 def test_lock_wait_names_the_blocking_session(lab1: lab.Host) -> None:

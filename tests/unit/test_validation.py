@@ -368,3 +368,41 @@ def test_the_bad_input_page_is_current() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# Statement texts as pg_stat_activity and pg_stat_statements (PostgreSQL 15) keep them, cut at 200 characters.
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("CREATE ROLE app LOGIN PASSWORD 'uRLBE6CV2UD'", "CREATE ROLE app LOGIN PASSWORD '********'"),
+        (
+            "ALTER ROLE x WITH ENCRYPTED PASSWORD 'it''s' VALID UNTIL 'infinity'",
+            "ALTER ROLE x WITH ENCRYPTED PASSWORD '********' VALID UNTIL 'infinity'",
+        ),
+        ("alter user x password $q$secret$q$", "alter user x password '********'"),
+        ("ALTER ROLE a PASSWORD 'cut at two hundred", "ALTER ROLE a PASSWORD '********'"),
+        (
+            "CREATE SUBSCRIPTION s CONNECTION 'host=a password=hunter2 dbname=b' PUBLICATION p",
+            "CREATE SUBSCRIPTION s CONNECTION 'host=a password=******** dbname=b' PUBLICATION p",
+        ),
+        (
+            "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'u', password 'pw')",
+            "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'u', password '********')",
+        ),
+    ],
+)
+def test_password_literals_in_statement_texts_are_redacted(text: str, shown: str) -> None:
+    assert _postgres.redact_sql(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT rolname, rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL",
+        "SELECT password_hash FROM app.users WHERE id = $1",
+        "ALTER ROLE a PASSWORD NULL",
+        "",
+    ],
+)
+def test_statements_without_a_password_literal_are_kept(text: str) -> None:
+    assert _postgres.redact_sql(text) == text
