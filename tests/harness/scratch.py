@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lab
+from harness.snapshot import project_containers
 
 # A long-running service that stops at once on SIGTERM and reports healthy once it has started.
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/ready; while :; do sleep 0.2; done"]
@@ -72,18 +73,8 @@ class ScratchProject:
 
     def ps(self) -> dict[str, list[dict]]:
         """Containers per service, read with plain `docker ps/inspect` (not the module's code)."""
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        if not ids:
-            return {}
         found: dict[str, list[dict]] = {}
-        for item in json.loads(
-            subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
-        ):
+        for item in project_containers(self.name):
             found.setdefault(item["Config"]["Labels"]["com.docker.compose.service"], []).append(item)
         return found
 

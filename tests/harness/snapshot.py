@@ -208,9 +208,10 @@ def tree(path: Path) -> dict[str, str] | str | None:
     return found
 
 
-def _inspect(host: lab.Host) -> list[dict[str, t.Any]]:
+def project_containers(project: str) -> list[dict[str, t.Any]]:
+    """`docker inspect` of every container of a compose project, running or not (plain docker, not the modules)."""
     ids = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={host.project}"],
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}"],
         capture_output=True,
         text=True,
         check=True,
@@ -249,7 +250,7 @@ def settled(pid: int) -> list[int]:
 
 def docker_state(host: lab.Host) -> dict[str, t.Any]:
     containers, canaries, workers = {}, sorted(str(p) for p in Path("/tmp").glob(CANARY)), []
-    for item in _inspect(host):
+    for item in project_containers(host.project):
         service = item["Config"]["Labels"].get("com.docker.compose.service", item["Name"])
         state = item["State"]
         containers[item["Name"].lstrip("/")] = {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import tempfile
 import typing as t
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from harness.examples import LAB_VARS, Example, module_examples
 from harness.paths import lab_credentials, lab_hosts
 from harness.pg import query
 from harness.playbook import PlaybookRun, run_playbook
+from harness.snapshot import project_containers
 
 pytestmark = pytest.mark.lab_hosts("lab1")
 
@@ -47,18 +47,10 @@ SETUP = "setup: the backup the examples check, restore and drill"
 def snapshot(scratch: Path) -> dict[str, t.Any]:
     """What the examples must leave as it was on lab1, read with other tools than the modules."""
     host = lab_hosts()[HOST]
-    containers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={host.project}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    started = subprocess.run(
-        ["docker", "inspect", "--format", "{{.Name}} {{.Id}} {{.State.Status}} {{.State.StartedAt}}", *containers],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    started = [
+        f"{c['Name']} {c['Id']} {c['State']['Status']} {c['State']['StartedAt']}"
+        for c in project_containers(host.project)
+    ]
     files = {}
     data = host.dir / "data"
     kept = {data / "postgres" / "postgresql.auto.conf", data / "redis" / "redis.conf"}

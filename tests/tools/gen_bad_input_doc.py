@@ -20,7 +20,7 @@ Every module of the collection refuses bad input with a message that names the v
 to give instead: no traceback, no `MODULE FAILURE`, and nothing changed. This page lists what
 [the bad-input suite](../tests/integration/test_bad_input.py) gives each module on the lab host lab1, and what the
 message must hold. It is generated from the suite's table by `python tests/tools/gen_bad_input_doc.py`
-(`tests/unit/test_validation.py` fails when it is stale).
+(`tests/unit/test_docs.py` fails when it is stale).
 
 How the suite runs: one task per case, in three playbooks run side by side through the test harness
 (`ignore_errors`, each result read from the run's events). Each case's options are laid over options that work on

@@ -46,16 +46,6 @@ def test_the_linter_rejects_a_bad_fragment(tmp_path: Path) -> None:
     assert "9-bad.yml" in proc.stdout and "new_things" in proc.stdout, proc.stdout
 
 
-def test_changelog_rst_is_what_the_fragments_make() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "tools" / "gen_changelog.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 def test_changelog_lists_every_module_role_and_playbook() -> None:
     parts = re.split(r"^New (\w+)\n-+\n", CHANGELOG.read_text(), flags=re.MULTILINE)
     listed = {
