@@ -250,6 +250,7 @@ class BackupSet:
     finished: float | None
     size: int
     error: str | None
+    origin: str | None = None  # the sha256 of the plain dump it was adopted from
 
     @property
     def verified(self) -> bool:
@@ -283,7 +284,10 @@ def scan(dest: str) -> tuple[list[BackupSet], list[str]]:
         except BackupError as exc:
             sets.append(BackupSet(name, path, None, None, 0, str(exc)))
             continue
-        sets.append(BackupSet(name, path, manifest["database"], manifest["finished_epoch"], manifest["size"], None))
+        origin = (manifest.get("adopted_from") or {}).get("sha256")
+        sets.append(
+            BackupSet(name, path, manifest["database"], manifest["finished_epoch"], manifest["size"], None, origin)
+        )
     sets.sort(key=lambda s: (s.finished or 0.0, s.name), reverse=True)
     return sets, partials
 

@@ -249,21 +249,43 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
+    DATABASE_SETTINGS,
     GLOBALS_TRAILER,
+    TABLE_NAMES,
+    PlainDump,
     Tools,
     catalog,
+    client_refusal,
+    compare,
+    create_database,
+    database_options,
+    database_refusal,
+    drop_database,
+    expected_of,
+    load_plain,
+    read_plain,
     tools_argument_spec,
+    version_refusal,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
     check_database_name,
+    connected,
     connection_argument_spec,
     ensure_libs,
     must_connect,
+    rows,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import SENTINEL_TABLE, SENTINEL_WRITE
 
 APPLICATION = "stackops-pg_backup"
+SCRATCH_COMMENT = "stackops.runbooks.pg_backup adopt scratch"
+# Held by an adopt run on its scratch database, so the next run tells a killed run's leftover from a running one's.
+SCRATCH_LOCK = "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))"
+LEFTOVERS = (
+    "SELECT d.datname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_shdescription s "
+    "ON s.objoid = d.oid AND s.classoid = 'pg_catalog.pg_database'::regclass WHERE s.description LIKE %s"
+)
 DATABASE_INFO = """
 SELECT pg_catalog.pg_export_snapshot(), current_setting('server_version'), current_setting('server_version_num'),
        pg_catalog.pg_get_userbyid(datdba), pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype
@@ -277,7 +299,9 @@ def argument_spec() -> dict[str, t.Any]:
     spec.update(
         db={"type": "str", "required": True},
         dest={"type": "path", "required": True},
-        operation={"type": "str", "choices": ["backup", "check"], "default": "backup"},
+        operation={"type": "str", "choices": ["backup", "check", "adopt"], "default": "backup"},
+        src={"type": "path"},
+        accept_other_database={"type": "bool", "default": False},
         format={"type": "str", "choices": ["custom", "directory"], "default": "custom"},
         globals={"type": "bool", "default": True},
         retention_count={"type": "int"},
@@ -302,6 +326,15 @@ def check_inputs(p: dict[str, t.Any]) -> None:
             raise BackupError(f"{name} must be more than 0, not {p[name]}; leave it out to keep every backup.")
     if p["lock_timeout"] < 0:
         raise BackupError(f"lock_timeout must be 0 or more seconds, not {p['lock_timeout']}.")
+    if p["operation"] == "adopt":
+        if not p["src"] or not os.path.isabs(p["src"]):
+            raise BackupError(
+                f"operation=adopt needs src, the full path of a plain-SQL dump (.sql or .sql.gz), not {p['src']!r}."
+            )
+        if p["sentinel"]:
+            raise BackupError("sentinel=true has no meaning with operation=adopt: the dump was taken long ago.")
+    elif p["src"] is not None:
+        raise BackupError(f"src is for operation=adopt only; operation={p['operation']} reads database {p['db']}.")
 
 
 def summary(sets: list[BackupSet], db: str, now: float) -> tuple[list[dict[str, t.Any]], list[str]]:
@@ -334,10 +367,10 @@ def check(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     return result
 
 
-def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> tuple[str, dict[str, str | None]]:
-    """Writes the dump into work and reads it back in full. Returns its path relative to work, and the sha256 of
-    the files whose checksum was taken on the way (no need to read them again)."""
-    base = ["--snapshot", snapshot, *tools.conn_args, "-d", p["db"]]
+def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str, source: str) -> tuple[str, dict[str, str | None]]:
+    """Writes the dump of database source into work and reads it back in full. Returns its path relative to work,
+    and the sha256 of the files whose checksum was taken on the way (no need to read them again)."""
+    base = ["--snapshot", snapshot, *tools.conn_args, "-d", source]
     name = label(p["db"])
     if p["format"] == "custom":
         rel = f"{name}.dump"
@@ -369,10 +402,14 @@ def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str) -> tuple[s
     return rel, known
 
 
-def take(tools: Tools, p: dict[str, t.Any], work: str, name: str) -> dict[str, t.Any]:
+def take(
+    tools: Tools, p: dict[str, t.Any], work: str, name: str, source: str | None = None, **extra: t.Any
+) -> dict[str, t.Any]:
+    """The backup of database source (db by default) into work, recorded as a backup of db; extra goes into the
+    manifest."""
     started = time.time()
     dump_major, dump_version = tools.version("pg_dump")
-    conn = must_connect(p, APPLICATION, p["db"], error=BackupError)
+    conn = must_connect(p, APPLICATION, source or p["db"], error=BackupError)
     try:
         if dump_major < conn.server_version // 10000:
             raise BackupError(
@@ -392,7 +429,7 @@ def take(tools: Tools, p: dict[str, t.Any], work: str, name: str) -> dict[str, t
         with ThreadPoolExecutor(max_workers=1) as pool:
             counting = pool.submit(catalog, conn)
             try:
-                rel, known = dump(tools, p, work, snapshot)
+                rel, known = dump(tools, p, work, snapshot, source or p["db"])
             except BackupError:
                 conn.cancel()  # the counts are not needed any more, and may wait on the same lock the dump did
                 raise
@@ -458,6 +495,7 @@ def take(tools: Tools, p: dict[str, t.Any], work: str, name: str) -> dict[str, t
             "verified": ["pg_restore -f /dev/null (full read)", "sha256 of every file"],
             "sentinel": {"table": SENTINEL_TABLE, "token": name} if p["sentinel"] else None,
             **recorded,
+            **extra,
         }
     )
 
@@ -530,13 +568,165 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
     return result
 
 
+def adopted(sets: list[BackupSet], db: str, sha256: str) -> BackupSet | None:
+    """The verified set of db already adopted from the file with this sha256."""
+    return next((s for s in sets if s.verified and s.database == db and s.origin == sha256), None)
+
+
+def refusal(
+    src: str, dump: PlainDump, p: dict[str, t.Any], server_major: int, live: list[str] | None, roles: set[str]
+) -> str:
+    """Why the dump may not be adopted as a backup of db on this server (empty when it may); pure."""
+    where = f"{p['login_unix_socket'] or p['login_host']}:{p['login_port']}"
+    why = version_refusal(src, dump.server_major, dump.dump_major, server_major, where)
+    if not why and not p["accept_other_database"]:
+        why = database_refusal(src, dump, p["db"], live)
+    absent = [role for role in dump.roles if role not in roles]
+    if not why and absent:
+        why = (
+            f"The roles {', '.join(absent)}, which {src} gives objects to, do not exist on this server. Create them "
+            "first (pg_dumpall --globals-only on the source server has them); nothing was changed."
+        )
+    return why
+
+
+def plan_adopt(src: str, dump: PlainDump, scratch: str, path: str) -> list[str]:
+    return [
+        f"read {src} to its end: a complete pg_dump plain dump of {len(dump.tables)} tables",
+        f"create database {scratch} and run the dump in it with psql -X -v ON_ERROR_STOP=1 --single-transaction",
+        f"compare {scratch}'s row counts and sequences with the dump's COPY data and setval calls",
+        f"back {scratch} up as {path}, verified like every backup, recording {src}'s sha256",
+        f"drop {scratch}",
+    ]
+
+
+def drop_leftovers(admin: t.Any) -> list[str]:
+    """Scratch databases of adopt runs that were killed: no session holds their advisory lock any more."""
+    gone = []
+    for found in rows(admin, LEFTOVERS, (f"{SCRATCH_COMMENT}%",)):
+        name = found["datname"]
+        if rows(admin, SCRATCH_LOCK, (APPLICATION, name))[0]["pg_try_advisory_lock"]:
+            drop_database(admin, name)
+            gone.append(name)
+    return gone
+
+
+def trial(tools: Tools, p: dict[str, t.Any], admin: t.Any, src: str, dump: PlainDump, scratch: str) -> None:
+    """The dump restored into scratch, with the rows and sequences it holds; BackupError when not."""
+    live = rows(admin, DATABASE_SETTINGS, (p["db"],))
+    options = database_options(dump, live[0] if live else {})
+    create_database(admin, scratch, options, f"{SCRATCH_COMMENT} of {src}, pid {os.getpid()}")
+    load_plain(tools, src, scratch)
+    conn = must_connect(p, APPLICATION, scratch, error=BackupError)
+    try:
+        problems = compare(expected_of(dump), catalog(conn))
+    finally:
+        conn.close()
+    if problems:
+        raise BackupError(f"The trial restore does not hold what the dump does: {'; '.join(problems)}.")
+
+
+def live_tables(p: dict[str, t.Any], admin: t.Any) -> list[str] | None:
+    """The tables of db on the server, None when there is no such database."""
+    if not rows(admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (p["db"],)):
+        return None
+    conn = must_connect(p, APPLICATION, p["db"], read_only=True, error=BackupError)
+    try:
+        return [r["name"] for r in rows(conn, TABLE_NAMES)]
+    finally:
+        conn.close()
+
+
+def adopt(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Checks the dump and the server, plans, and (not in check mode) converts; nothing changes on a refusal."""
+    src, dest, db = os.path.normpath(p["src"]), p["dest"], p["db"]
+    dump, origin = read_plain(src)
+    dumped_at = os.path.getmtime(src)
+    with connected(p, APPLICATION, error=BackupError) as admin:
+        roles = {r["rolname"] for r in rows(admin, "SELECT rolname FROM pg_catalog.pg_roles")}
+        why = refusal(src, dump, p, admin.server_version // 10000, live_tables(p, admin), roles)
+        if why:
+            raise BackupError(why)
+        adoption = {**origin, **dump.facts(), "dumped_at": iso(dumped_at)}
+        sets, _partials = scan(dest)
+        backups, unverified = summary(sets, db, time.time())
+        result: dict[str, t.Any] = {"changed": False, "adopted": adoption, "backups": backups, "unverified": unverified}
+        done = adopted(sets, db, origin["sha256"])
+        if done is not None:
+            return {**result, "path": done.path, "plan": []}
+        scratch = f"stackops_adopt_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_{os.getpid()}"
+        name = new_set_name(dest, db, dumped_at)
+        result.update(changed=True, path=os.path.join(dest, name), plan=plan_adopt(src, dump, scratch, name))
+        if module.check_mode:
+            return result
+        return convert(module, p, admin, dump, scratch, result)
+
+
+def convert(
+    module: AnsibleModule, p: dict[str, t.Any], admin: t.Any, dump: PlainDump, scratch: str, result: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    """The trial restore into scratch, and its backup as a set of db; scratch is always dropped again."""
+    src, dest, db, adoption = os.path.normpath(p["src"]), p["dest"], p["db"], result["adopted"]
+    tools = Tools(module, p, APPLICATION)
+    why = client_refusal("psql", tools.version("psql")[0], dump.dump_major, src, tools.where)
+    if why:
+        raise BackupError(why)
+    os.makedirs(dest, mode=0o700, exist_ok=True)
+    with TargetLock(dest, db, p["lock_timeout"]):
+        done = adopted(scan(dest)[0], db, adoption["sha256"])
+        if done is not None:  # another run adopted it while this one waited for the lock
+            return {**result, "changed": False, "path": done.path, "plan": []}
+        result["dropped"] = drop_leftovers(admin)
+        rows(admin, SCRATCH_LOCK, (APPLICATION, scratch))
+        name = new_set_name(dest, db, os.path.getmtime(src))
+        work, final = os.path.join(dest, name + PARTIAL), os.path.join(dest, name)
+        started = time.time()
+        try:
+            trial(tools, p, admin, src, dump, scratch)
+            os.mkdir(work, 0o700)
+            dumped_at = os.path.getmtime(src)
+            manifest = take(
+                tools,
+                p,
+                work,
+                name,
+                scratch,
+                adopted_from=adoption,
+                started_at=iso(dumped_at),
+                finished_at=iso(dumped_at),
+                started_epoch=dumped_at,
+                finished_epoch=dumped_at,
+                adopted_at=iso(started),
+                duration_s=round(time.time() - started, 3),
+            )
+            write_manifest(work, manifest)
+            os.rename(work, final)
+            fsync_path(dest)
+        except (StackopsError, OSError, DatabaseError) as exc:
+            remove_tree(work)
+            why = f"{str(exc).strip()}{no_space_hint(str(exc), dest)}"
+            raise BackupError(f"Adopting {src} failed and nothing was kept: {why}") from None
+        finally:
+            drop_database(admin, scratch)
+    backups, unverified = summary(scan(dest)[0], db, time.time())
+    result.update(
+        path=final,
+        sha256=manifest["sha256"],
+        size=manifest["size"],
+        manifest=manifest,
+        backups=backups,
+        unverified=unverified,
+    )
+    return result
+
+
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
     check_inputs(p)
     if p["operation"] == "check":
         return check(module, p)
     ensure_libs(module)
-    return backup(module, p)
+    return adopt(module, p) if p["operation"] == "adopt" else backup(module, p)
 
 
 def main() -> None:

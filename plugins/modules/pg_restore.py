@@ -264,6 +264,7 @@ from dataclasses import dataclass, field
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
+    MANIFEST,
     BackupError,
     newest,
     read_manifest,
@@ -272,13 +273,25 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
+    DATABASE_SETTINGS,
     GLOBALS_TRAILER,
-    USER_RELATIONS,
+    TABLE_NAMES,
+    PlainDump,
     Tools,
     catalog,
+    client_refusal,
     compare,
+    create_database,
+    database_options,
+    database_refusal,
+    drop_database,
+    expected_of,
+    load_plain,
+    major_of,
+    read_plain,
     role_statements,
     tools_argument_spec,
+    version_refusal,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
@@ -329,6 +342,7 @@ def argument_spec() -> dict[str, t.Any]:
         require_sentinel={"type": "bool", "default": False},
         amcheck={"type": "bool", "default": False},
         smoke_queries={"type": "list", "elements": "dict", "default": []},
+        accept_other_database={"type": "bool", "default": False},
     )
     return spec
 
@@ -340,6 +354,7 @@ class Target:
     exists: bool
     tables: list[str] = field(default_factory=list)
     sessions: list[dict[str, t.Any]] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # owner, encoding, collate, ctype
 
 
 def like_literal(text: str) -> str:
@@ -363,7 +378,12 @@ def check_inputs(p: dict[str, t.Any]) -> None:
             raise BackupError("operation=cleanup needs keep_previous: how many earlier copies to keep (0 for none).")
         return
     if not p["src"]:
-        raise BackupError("src is required to restore: a backup directory, or the backup folder with pick=latest.")
+        raise BackupError(
+            "src is required to restore: a backup directory, the backup folder with pick=latest, or a plain-SQL dump "
+            "(.sql or .sql.gz)."
+        )
+    if p["source_db"] is not None:
+        check_database_name(p["source_db"], "source_db")
     check_smoke_spec(p["smoke_queries"])
     if p["jobs"] < 1:
         raise BackupError(f"jobs must be 1 or more, not {p['jobs']}.")
@@ -407,19 +427,19 @@ def prove(root: str, manifest: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def inspect(p: dict[str, t.Any], admin: t.Any) -> Target:
     db = p["db"]
-    if not rows(admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (db,)):
+    found = rows(admin, DATABASE_SETTINGS, (db,))
+    if not found:
         return Target(exists=False)
     conn = must_connect(p, APPLICATION, db, read_only=True, error=BackupError)
     try:
-        query = "SELECT n.nspname AS schema, c.relname AS name" + USER_RELATIONS + "AND c.relkind IN ('r', 'p')"
-        tables = sorted(f"{r['schema']}.{r['name']}" for r in rows(conn, query))
+        tables = sorted(r["name"] for r in rows(conn, TABLE_NAMES))
     finally:
         conn.close()
-    return Target(exists=True, tables=tables, sessions=rows(admin, SESSIONS, (db,)))
+    return Target(exists=True, tables=tables, sessions=rows(admin, SESSIONS, (db,)), settings=found[0])
 
 
 def plan_restore(
-    p: dict[str, t.Any], root: str, target: Target, scratch: str, previous: str, roles: list[str]
+    p: dict[str, t.Any], root: str, target: Target, scratch: str, previous: str, roles: list[str], plain: bool = False
 ) -> list[str]:
     """The steps, or BackupError when the target may not be replaced; nothing has changed yet either way."""
     db = p["db"]
@@ -440,13 +460,20 @@ def plan_restore(
             f"{len(target.sessions)} sessions are connected to {db}: {who}. Stop the application first (the "
             "restore playbook does), or set terminate_connections=true. Nothing was changed."
         )
-    steps = [f"verify {root} against its manifest"]
-    if roles:
-        steps.append(f"create the missing roles {', '.join(roles)}")
-    steps += [
-        f"create database {scratch} and restore the dump into it with pg_restore --exit-on-error",
-        f"ANALYZE {scratch} and compare its row counts, objects and sequences with the manifest",
-    ]
+    if plain:
+        steps = [
+            f"read {root} to its end: a complete pg_dump plain dump",
+            f"create database {scratch} and run the dump in it with psql -X -v ON_ERROR_STOP=1 --single-transaction",
+            f"ANALYZE {scratch} and compare its row counts and sequences with the dump's COPY data and setval calls",
+        ]
+    else:
+        steps = [f"verify {root} against its manifest"]
+        if roles:
+            steps.append(f"create the missing roles {', '.join(roles)}")
+        steps += [
+            f"create database {scratch} and restore the dump into it with pg_restore --exit-on-error",
+            f"ANALYZE {scratch} and compare its row counts, objects and sequences with the manifest",
+        ]
     extra = ["the sentinel row"] + (["amcheck"] if p["amcheck"] else [])
     extra += [f"smoke query {q['name']}" for q in p["smoke_queries"]]
     steps.append(f"check {', '.join(extra)}")
@@ -476,8 +503,7 @@ class Restore:
             cur.execute(query, args)
 
     def drop(self, name: str) -> None:
-        force = sql.SQL(" WITH (FORCE)") if self.admin.server_version >= 130000 else sql.SQL("")
-        self.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force)
+        drop_database(self.admin, name)
 
     def lock(self) -> None:
         with self.admin.cursor() as cur:
@@ -511,21 +537,15 @@ class Restore:
             self.admin.autocommit = True
 
     def create(self, scratch: str, manifest: dict[str, t.Any]) -> None:
-        self.execute(
-            sql.SQL("CREATE DATABASE {} WITH TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {} OWNER {}").format(
-                sql.Identifier(scratch),
-                sql.Literal(manifest["encoding"]),
-                sql.Literal(manifest["collate"]),
-                sql.Literal(manifest["ctype"]),
-                sql.Identifier(manifest["owner"]),
-            )
-        )
         comment = f"{SCRATCH_COMMENT} for {self.db}, pid {os.getpid()}, from {manifest['name']}"
-        self.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(scratch), sql.Literal(comment)))
+        create_database(self.admin, scratch, manifest, comment)
 
     def load(self, tools: Tools, root: str, manifest: dict[str, t.Any], scratch: str) -> None:
-        args = ["--exit-on-error", "-j", str(self.p["jobs"]), *tools.conn_args, "-d", scratch]
         path = os.path.join(root, manifest["dump"])
+        if manifest.get("plain"):
+            load_plain(tools, path, scratch)
+            return
+        args = ["--exit-on-error", "-j", str(self.p["jobs"]), *tools.conn_args, "-d", scratch]
         if tools.project is None:
             tools.must("pg_restore", *args, path, what="The restore")
             return
@@ -615,16 +635,29 @@ class Restore:
         return gone
 
 
-def client(module: AnsibleModule, p: dict[str, t.Any], manifest: dict[str, t.Any]) -> Tools:
-    """The pg_restore to use, refused when it is older than the server the backup came from."""
+def majors(manifest: dict[str, t.Any]) -> tuple[int | None, int | None]:
+    """The major versions of the server a backup came from and of the pg_dump that wrote it."""
+    server = manifest.get("server_version_num")
+    return (int(server) // 10000 if server else None), major_of(manifest.get("dump_version") or "")
+
+
+def refuse_older_server(src: str, manifest: dict[str, t.Any], admin: t.Any, p: dict[str, t.Any]) -> None:
+    """A backup of a newer PostgreSQL is refused before anything changes: see version_refusal."""
+    server, dump = majors(manifest)
+    why = version_refusal(src, server, dump, admin.server_version // 10000, f"{p['login_host']}:{p['login_port']}")
+    if why:
+        raise BackupError(why)
+
+
+def client(module: AnsibleModule, p: dict[str, t.Any], src: str, manifest: dict[str, t.Any]) -> Tools:
+    """The pg_restore (psql, for a plain dump) to use, refused when it is older than what the backup needs."""
     tools = Tools(module, p, APPLICATION)
-    restore_major, _text = tools.version("pg_restore")
-    dump_major = int(manifest["server_version_num"]) // 10000
-    if restore_major < dump_major:
-        raise BackupError(
-            f"pg_restore {restore_major} in {tools.where} cannot read a backup of PostgreSQL {dump_major}; use a "
-            "newer client, or run it inside the compose service (compose_project_src)."
-        )
+    program = "psql" if manifest.get("plain") else "pg_restore"
+    major, _text = tools.version(program)
+    server, dump = majors(manifest)
+    why = client_refusal(program, major, max(m for m in (server, dump, 0) if m is not None), src, tools.where)
+    if why:
+        raise BackupError(why)
     return tools
 
 
@@ -634,6 +667,15 @@ def missing_roles(
     """The statements creating the backup's roles this server lacks, and their names; BackupError when the owner
     would still be missing."""
     existing = {r["rolname"] for r in rows(admin, "SELECT rolname FROM pg_catalog.pg_roles")}
+    if manifest.get("plain"):
+        needed = sorted(set(manifest["plain"]["roles"]) | ({manifest["owner"]} if manifest["owner"] else set()))
+        absent = [role for role in needed if role not in existing]
+        if absent:
+            raise BackupError(
+                f"The roles {', '.join(absent)}, which {root} gives objects to, do not exist on this server. Create "
+                "them first (pg_dumpall --globals-only on the source server has them); nothing was changed."
+            )
+        return [], []
     statements: list[str] = []
     roles: list[str] = []
     if p["restore_globals"] and manifest.get("globals"):
@@ -647,18 +689,64 @@ def missing_roles(
     return statements, roles
 
 
+def plain_source(p: dict[str, t.Any]) -> str | None:
+    """src when it is a plain-SQL dump: a file that is not part of a backup set (no manifest beside it)."""
+    src = p["src"]
+    if p["pick"] or not os.path.isfile(src) or os.path.isfile(os.path.join(os.path.dirname(src), MANIFEST)):
+        return None
+    return os.path.normpath(src)
+
+
+def plain_manifest(path: str, dump: PlainDump, origin: dict[str, t.Any], target: Target) -> dict[str, t.Any]:
+    """What restore() reads from a manifest, for a plain dump: what it declares, the rest from the live database
+    it replaces (owner and locale, which a dump made without -C does not carry)."""
+    return {
+        "name": os.path.basename(path),
+        "plain": {**origin, **dump.facts(), "roles": dump.roles},
+        "dump": path,
+        **database_options(dump, target.settings),
+        "server_version_num": dump.server_major * 10000 if dump.server_major else None,
+        "dump_version": f"pg_dump (PostgreSQL) {dump.dump_version}" if dump.dump_version else None,
+        "sentinel": None,
+        "globals": None,
+        **expected_of(dump),
+    }
+
+
+def source_of(p: dict[str, t.Any], admin: t.Any, target: Target) -> tuple[str, dict[str, t.Any], dict[str, t.Any]]:
+    """The backup (directory, or plain dump), its manifest and what proved it; refused before anything changes
+    when it is damaged, of a newer server, or (a plain dump) of another database."""
+    path = plain_source(p)
+    if path is None:
+        root = locate(p)
+        manifest = read_manifest(root)
+        checks = prove(root, manifest)
+    else:
+        dump, origin = read_plain(path)
+        root, manifest = path, plain_manifest(path, dump, origin, target)
+        expected = p["source_db"] or (None if p["operation"] == "drill" else p["db"])
+        why = (
+            ""
+            if expected is None or p["accept_other_database"]
+            else database_refusal(path, dump, expected, target.tables if target.exists else None)
+        )
+        if why:
+            raise BackupError(why)
+        checks = {"files": f"read to its end: a complete pg_dump plain dump, sha256 {origin['sha256']}"}
+    refuse_older_server(root, manifest, admin, p)
+    return root, manifest, checks
+
+
 def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[str, t.Any]:
     started = time.monotonic()
-    root = locate(p)
-    manifest = read_manifest(root)
-    checks = prove(root, manifest)
+    drill = p["operation"] == "drill"
+    target = Target(exists=False) if drill else inspect(p, admin)
+    root, manifest, checks = source_of(p, admin, target)
     verified = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     scratch, previous = f"{p['db']}_restore_{stamp}", f"{p['db']}_pre_restore_{stamp}"
-    drill = p["operation"] == "drill"
-    target = Target(exists=False) if drill else inspect(p, admin)
     statements, roles = missing_roles(p, root, manifest, admin)
-    steps = plan_restore(p, root, target, scratch, previous, roles)
+    steps = plan_restore(p, root, target, scratch, previous, roles, plain=bool(manifest.get("plain")))
     summary = {k: v for k, v in manifest.items() if k not in ("files", "tables", "sequences")}
     proofs = [proof("checksums", True, checks["files"])]
     result: dict[str, t.Any] = {
@@ -673,7 +761,7 @@ def restore(module: AnsibleModule, p: dict[str, t.Any], admin: t.Any) -> dict[st
         "manifest": summary,
         "dropped": [],
     }
-    tools = client(module, p, manifest)
+    tools = client(module, p, root, manifest)
     if module.check_mode:
         return result
     run = Restore(module, p, admin)
