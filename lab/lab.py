@@ -1,9 +1,12 @@
 """Build, start, inspect and remove the lab fleet: `python lab/lab.py up|down|status`.
 
 Each host of inventories/lab/hosts.yml becomes a loopback address with an sshd listener (port 2222) and a
-Compose v2 project (postgres, redis, app, nginx) bound to that address with host networking, on an image
-built locally from Debian packages. Everything the lab makes lives under STACKOPS_LAB_ROOT
-(default /var/lib/stackops-lab), except the generated credential files of the lab inventory.
+Compose v2 project bound to that address with host networking, on an image built locally from Debian packages.
+A host's `lab_shape` says which stack: `classic` (postgres, redis, app, nginx) or `sovd` (runbook 001's db, redis,
+backend, frontend, nginx, with other database and user names); its `lab_debian` which Debian release the image
+comes from: `bookworm` (PostgreSQL 15, Redis 7.0, nginx 1.22) or `trixie` (PostgreSQL 17, Redis 8.0, nginx 1.26).
+Everything the lab makes lives under STACKOPS_LAB_ROOT (default /var/lib/stackops-lab), except the generated
+credential files of the lab inventory.
 `up` is idempotent: on a running, unchanged lab it changes nothing and says so.
 """
 
@@ -34,7 +37,8 @@ LAB = REPO / "lab"
 INVENTORY = REPO / "inventories" / "lab"
 ROOT = Path(os.environ.get("STACKOPS_LAB_ROOT", "/var/lib/stackops-lab"))
 SSH_PORT = 2222
-SERVICE_PORTS = {"postgres": 5432, "redis": 6379, "app": 8000, "nginx": 80}
+RELEASES = ("bookworm", "trixie")
+PG_MAJOR = {"bookworm": "15", "trixie": "17"}
 CREDENTIALS = ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD")
 CREDENTIALS_FILE = "lab_credentials.yml"
 DOCKERD_LOG = Path("/var/log/stackops-lab-dockerd.log")
@@ -46,10 +50,65 @@ class LabError(Exception):
 
 
 @dataclass(frozen=True)
+class Shape:
+    """A lab stack's layout: its compose template and nginx site, its services and ports, who owns the data."""
+
+    name: str
+    template: str
+    site: str
+    services: tuple[tuple[str, int], ...]
+    postgres: str
+    app: str
+    superuser: str
+    db: str
+    owner: str
+    redis: str = "redis"
+    nginx: str = "nginx"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return dict(self.services)
+
+    @property
+    def site_file(self) -> str:
+        """Where the site's configuration lives in the project's nginx/ directory."""
+        return f"conf.d/{Path(self.site).name}"
+
+
+SHAPES = {
+    "classic": Shape(
+        "classic",
+        "compose.yaml.tmpl",
+        "nginx/conf.d/app.conf",
+        (("postgres", 5432), ("redis", 6379), ("app", 8000), ("nginx", 80)),
+        postgres="postgres",
+        app="app",
+        superuser="postgres",
+        db="app",
+        owner="app",
+    ),
+    # Runbook 001's stack: `db`, `backend`, `frontend`, and a non-superuser sovd_user owning sovd_db.
+    "sovd": Shape(
+        "sovd",
+        "sovd/compose.yaml.tmpl",
+        "sovd/nginx/sovd.conf",
+        (("db", 5432), ("redis", 6379), ("backend", 8000), ("frontend", 5173), ("nginx", 80)),
+        postgres="db",
+        app="backend",
+        superuser="dba",
+        db="sovd_db",
+        owner="sovd_user",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     addr: str
     group: str
+    shape: Shape = SHAPES["classic"]
+    debian: str = "bookworm"
 
     @property
     def project(self) -> str:
@@ -107,7 +166,13 @@ def load_hosts() -> list[Host]:
             addr = hostvars["ansible_host"]
             if not addr.startswith("127."):
                 raise LabError(f"lab host {name} has address {addr}: lab hosts must be loopback (127.0.0.0/8).")
-            hosts.append(Host(name, addr, group))
+            shape, debian = hostvars.get("lab_shape", "classic"), hostvars.get("lab_debian", "bookworm")
+            if shape not in SHAPES or debian not in RELEASES:
+                raise LabError(
+                    f"lab host {name}: lab_shape {shape!r} / lab_debian {debian!r}: the lab builds the shapes "
+                    f"{', '.join(SHAPES)} from the Debian releases {', '.join(RELEASES)}."
+                )
+            hosts.append(Host(name, addr, group, SHAPES[shape], debian))
     return hosts
 
 
@@ -174,23 +239,31 @@ def ensure_dockerd(report: Report) -> None:
     raise LabError(f"dockerd did not answer within 60 s; its log is {DOCKERD_LOG}.")
 
 
-def image_tag() -> str:
+def image_tag(debian: str = "bookworm") -> str:
     digest = hashlib.sha256()
-    for part in ("image/packages.txt", "image/build.sh"):
+    packages = "image/packages.txt" if debian == "bookworm" else f"image/packages-{debian}.txt"
+    for part in (packages, "image/build.sh"):
         digest.update((LAB / part).read_bytes())
-    return f"stackops-lab:{digest.hexdigest()[:12]}"
+    return f"stackops-lab:{'' if debian == 'bookworm' else f'{debian}-'}{digest.hexdigest()[:12]}"
 
 
-def ensure_image(report: Report) -> str:
-    tag = image_tag()
+def ensure_image(debian: str, report: Report) -> str:
+    tag = image_tag(debian)
     if run(["docker", "image", "inspect", tag], check=False).returncode == 0:
         return tag
-    say(f"building image {tag} from Debian packages (about a minute)")
+    say(f"building image {tag} from Debian {debian} packages (about a minute)")
     work = ROOT / "build"
     work.mkdir(parents=True, exist_ok=True)
-    run(["bash", str(LAB / "image" / "build.sh"), tag, str(work)], timeout=900)
+    run(["bash", str(LAB / "image" / "build.sh"), tag, str(work), debian], timeout=900)
     report.changed(f"built image {tag}")
     return tag
+
+
+def ensure_images(releases: set[str], report: Report) -> dict[str, str]:
+    """The image of each Debian release the hosts use, those missing built side by side (mostly downloads)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(releases)) as pool:
+        futures = {debian: pool.submit(ensure_image, debian, report) for debian in sorted(releases)}
+        return {debian: future.result() for debian, future in futures.items()}
 
 
 # --- sshd: one listener per host address ---------------------------------------------------------------
@@ -259,7 +332,16 @@ def check_port_free(addr: str, port: int, service: str) -> None:
 
 
 def render(text: str, host: Host, image: str) -> str:
-    for key, value in {"@ADDR@": host.addr, "@PROJECT@": host.project, "@HOST@": host.name, "@IMAGE@": image}.items():
+    shape = host.shape
+    for key, value in {
+        "@ADDR@": host.addr,
+        "@PROJECT@": host.project,
+        "@HOST@": host.name,
+        "@IMAGE@": image,
+        "@SUPERUSER@": shape.superuser,
+        "@DB@": shape.db,
+        "@DB_OWNER@": shape.owner,
+    }.items():
         text = text.replace(key, value)
     return text
 
@@ -333,25 +415,38 @@ def ensure_certificate(host: Host) -> bool:
     return True
 
 
+def drop_project(host: Host) -> None:
+    """Remove the project's containers and data (a fresh host, or one whose data an image cannot read)."""
+    stale = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={host.project}"]).stdout
+    if stale.split():
+        run(["docker", "rm", "-f", "--volumes", *stale.split()])
+    shutil.rmtree(host.dir / "data", ignore_errors=True)
+
+
 def ensure_project(host: Host, image: str, report: Report) -> None:
     env = host.dir / ".env"
     fresh = not env.exists()
+    data_version = host.dir / "data" / "postgres" / "PG_VERSION"
+    if data_version.exists() and data_version.read_text().strip() != PG_MAJOR[host.debian]:
+        # PostgreSQL 17 cannot start on a PostgreSQL 15 data directory: a host moved to another release starts anew.
+        drop_project(host)
+        report.changed(f"{host.name}: removed its PostgreSQL {data_version.read_text().strip()} data ({host.debian})")
     if fresh:
         # New credentials mean old data cannot be used: drop anything a previous lab left for this host.
-        stale = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={host.project}"]).stdout
-        if stale.split():
-            run(["docker", "rm", "-f", "--volumes", *stale.split()])
-        shutil.rmtree(host.dir / "data", ignore_errors=True)
+        drop_project(host)
         values = {name: secrets.token_urlsafe(24) for name in CREDENTIALS}
         write_if_changed(env, f"LAB_ADDR={host.addr}\n" + "".join(f"{k}={v}\n" for k, v in values.items()), 0o600)
         report.changed(f"{host.name}: generated credentials")
+    shape = host.shape
     app_changed = write_if_changed(host.dir / "app" / "app.py", (LAB / "app/app.py").read_text())
+    frontend = LAB / shape.name / "frontend"
+    site_files = [write_if_changed(host.dir / "frontend" / f.name, f.read_text()) for f in sorted(frontend.glob("*"))]
     tls_made = ensure_certificate(host)
-    site = render((LAB / "nginx/conf.d/app.conf").read_text(), host, image)
+    site = render((LAB / shape.site).read_text(), host, image)
     main = render((LAB / "nginx/nginx.conf").read_text(), host, image)
     nginx_changed = any(
         [
-            write_if_changed(host.dir / "nginx" / "conf.d" / "app.conf", site),
+            write_if_changed(host.dir / "nginx" / shape.site_file, site),
             write_if_changed(host.dir / "nginx" / "nginx.conf", main),
         ]
     )
@@ -364,7 +459,8 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         tls_made,
         nginx_changed,
         app_changed,
-        write_if_changed(host.dir / "compose.yaml", render((LAB / "compose.yaml.tmpl").read_text(), host, image)),
+        *site_files,
+        write_if_changed(host.dir / "compose.yaml", render((LAB / shape.template).read_text(), host, image)),
         *(write_if_changed(host.dir / "runtime" / f.name, f.read_text(), 0o755) for f in (LAB / "runtime").iterdir()),
     ]
     (host.dir / "data" / "postgres").mkdir(parents=True, exist_ok=True)
@@ -373,8 +469,8 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
         report.changed(f"{host.name}: wrote compose project files in {host.dir}")
 
     before = containers(host)
-    if not all(before.get(s, {}).get("state") == "running" for s in SERVICE_PORTS):
-        for service, port in SERVICE_PORTS.items():
+    if not all(before.get(s, {}).get("state") == "running" for s in shape.ports):
+        for service, port in shape.ports.items():
             if before.get(service, {}).get("state") != "running":
                 check_port_free(host.addr, port, f"{host.name} {service}")
     proc = compose(
@@ -390,19 +486,19 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
     )
     after = containers(host)
     bad = {s: c for s, c in after.items() if c["state"] != "running" or c["health"] not in ("healthy", "")}
-    if proc.returncode != 0 or bad or set(after) != set(SERVICE_PORTS):
+    if proc.returncode != 0 or bad or set(after) != set(shape.ports):
         logs = compose(host, "logs", "--tail", "20", "--no-color", check=False).stdout[-3000:]
         raise LabError(
             f"{host.name}: the compose project did not come up healthy "
             f"(state: {json.dumps(after)}).\n{proc.stderr.strip()[-1500:]}\nLast log lines:\n{logs}"
         )
-    app_kept = before.get("app", {}).get("state") == "running" and after["app"]["id"] == before["app"]["id"]
+    app_kept = before.get(shape.app, {}).get("state") == "running" and after[shape.app]["id"] == before[shape.app]["id"]
     if app_changed and app_kept:
         # The app's code is bind-mounted: a running app keeps the old code until it restarts (unless `up` just
         # recreated it).
-        compose(host, "up", "--detach", "--wait", "--force-recreate", "app", timeout=UP_TIMEOUT)
+        compose(host, "up", "--detach", "--wait", "--force-recreate", shape.app, timeout=UP_TIMEOUT)
         after = containers(host)
-        report.changed(f"{host.name}: restarted app for its new code")
+        report.changed(f"{host.name}: restarted {shape.app} for its new code")
     if (nginx_changed or tls_made) and before.get("nginx", {}).get("state") == "running":
         # nginx reads its configuration and certificate at start and on reload only.
         compose(host, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
@@ -415,14 +511,16 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
 
 
 def seed(host: Host, report: Report) -> None:
-    psql = ["exec", "-T", "-u", "postgres", "postgres", "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", "app"]
+    shape = host.shape
+    psql = ["exec", "-T", "-u", "postgres", shape.postgres, "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
+    psql += ["-U", shape.superuser, "-d", shape.db, "-v", f"owner={shape.owner}"]
     if compose(host, *psql, "-c", "SELECT to_regclass('app.schema_migrations') IS NOT NULL").stdout.strip() != "t":
         compose(host, *psql, input_text=(LAB / "seed" / "app.sql").read_text(), timeout=600)
-        report.changed(f"{host.name}: seeded the app database")
+        report.changed(f"{host.name}: seeded the {shape.db} database")
     redis = [
         "exec",
         "-T",
-        "redis",
+        shape.redis,
         "sh",
         "-c",
         'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli -h "$LAB_ADDR" "$@"',
@@ -489,11 +587,11 @@ def up(hosts: list[Host], only: list[str] | None = None) -> None:
         raise LabError(f"no lab host {', '.join(unknown)}; the lab's hosts are {', '.join(h.name for h in hosts)}")
     ensure_packages()
     ensure_dockerd(report)
-    image = ensure_image(report)
-    ensure_ssh(hosts, report)
     stacks = [h for h in hosts if not only or h.name in only]
+    images = ensure_images({h.debian for h in stacks}, report)
+    ensure_ssh(hosts, report)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(stacks)) as pool:
-        for future in [pool.submit(bring_up_host, h, image, report) for h in stacks]:
+        for future in [pool.submit(bring_up_host, h, images[h.debian], report) for h in stacks]:
             future.result()
     took = time.monotonic() - started
     if report.changes:
@@ -539,13 +637,13 @@ def status(hosts: list[Host]) -> int:
     sshd = pid_alive(ROOT / "ssh" / "sshd.pid", "sshd")
     print(
         f"dockerd: {'running' if dockerd else 'NOT RUNNING'}   sshd: {f'pid {sshd}' if sshd else 'NOT RUNNING'}   "
-        f"image: {image_tag()}"
+        f"images: {', '.join(image_tag(debian) for debian in RELEASES)}"
     )
     healthy &= dockerd and bool(sshd)
     for h in hosts:
         services = containers(h) if dockerd else {}
         cells = []
-        for s in SERVICE_PORTS:
+        for s in h.shape.ports:
             c = services.get(s)
             cells.append(f"{s}={c['state']}{'/' + c['health'] if c and c['health'] else ''}" if c else f"{s}=absent")
             healthy &= c is not None and c["state"] == "running" and c["health"] in ("healthy", "")

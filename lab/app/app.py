@@ -41,11 +41,12 @@ WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def db_connect() -> Any:
+    # The second lab shape (lab3) names its database and owner after runbook 001's stack: sovd_db, sovd_user.
     return psycopg2.connect(
         host=ADDR,
         port=5432,
-        dbname="app",
-        user="app",
+        dbname=os.environ.get("APP_DB_NAME", "app"),
+        user=os.environ.get("APP_DB_USER", "app"),
         password=os.environ["APP_DB_PASSWORD"],
         connect_timeout=CHECK_TIMEOUT,
         application_name="lab-app",

@@ -1,12 +1,12 @@
 -- The production-like application schema of lab1/lab2: three schemas, foreign keys, sequences,
--- indexes, a view, and about 420k rows. Run once, as role app, in one transaction.
+-- indexes, a view, and about 420k rows. Run once, as the database's owner (psql variable owner), in one transaction.
 BEGIN;
-SET ROLE app;
+SET ROLE :"owner";
 SET search_path = app;
 
-CREATE SCHEMA app AUTHORIZATION app;
-CREATE SCHEMA billing AUTHORIZATION app;
-CREATE SCHEMA audit AUTHORIZATION app;
+CREATE SCHEMA app AUTHORIZATION :"owner";
+CREATE SCHEMA billing AUTHORIZATION :"owner";
+CREATE SCHEMA audit AUTHORIZATION :"owner";
 
 CREATE TABLE app.schema_migrations (
     version    text PRIMARY KEY,
