@@ -19,7 +19,7 @@ debootstrap --variant=minbase --include="$include" "$suite" "$rootfs" "$mirror" 
   exit 1
 }
 # The suite's one PostgreSQL major version (15 in bookworm, 17 in trixie) puts its programs on the PATH.
-pgbin=$(cd "$rootfs" && ls -d usr/lib/postgresql/*/bin | head -n 1)
+for pgbin in "$rootfs"/usr/lib/postgresql/*/bin; do pgbin=${pgbin#"$rootfs"/}; break; done
 # The packages' default cluster and caches are not part of the lab: each service initialises its own data.
 rm -rf "$rootfs"/var/lib/postgresql/*/main "$rootfs"/etc/postgresql/*/main \
        "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
