@@ -30,6 +30,21 @@ description:
     reported in RV(unverified), never removed.
   - O(operation=check) takes no backup. It lists the backups in O(dest), re-verifies every file of the newest
     against its manifest (a failure fails the task), and warns when it is older than O(max_age_hours).
+  - O(operation=adopt) turns a plain-SQL dump made by hand (C(pg_dump db > backup_YYYYMMDD.sql), gzipped or not)
+    into a verified backup of O(db). The file O(src) is read to its end first; it must start like a C(pg_dump)
+    plain dump and end with the line C(-- PostgreSQL database dump complete) that C(pg_dump) writes last (a
+    truncated file lacks it). It is then restored with C(psql -X -v ON_ERROR_STOP=1 --single-transaction) into a
+    scratch database C(stackops_adopt_<time>_<pid>), whose row counts and sequences must equal the dump's C(COPY)
+    data and C(setval) calls; that database is backed up as a set like any other (same checks, manifest, files)
+    and dropped again, also on failure. The manifest records the file's path, sha256, size, compression, the
+    versions it was dumped from and by, and its time (the file's modification time, which is also the set's
+    time, so that an adopted dump never counts as the newest backup of today). Adopting a file whose sha256 an
+    adopted set of O(db) already records changes nothing. Retention does not run.
+  - A dump is refused, before anything changes, when it was dumped from or by a newer PostgreSQL major version
+    than the server's (C(pg_dump) output is not made for older servers), when one of the roles it gives objects
+    to does not exist, and when it seems to be of another database (O(accept_other_database)). Statements about
+    the database itself, which C(pg_dump -C) writes (C(CREATE/ALTER/DROP DATABASE), C(\connect)), are held back,
+    as they would act on the live database.
   - With O(sentinel), a row written just before the snapshot marks the backup's moment in the data itself.
   - Files are C(0600), directories C(0700). The password reaches the programs through the environment (PGPASSWORD)
     only; a pgpass file (C(PGPASSFILE)) works when O(login_password) is not set.
@@ -54,9 +69,23 @@ options:
     description:
       - V(backup) takes a new backup, then applies retention.
       - V(check) takes none. It reports the backups, verifies the newest, and judges its age.
+      - V(adopt) makes a verified backup of O(db) from the plain-SQL dump O(src).
     type: str
-    choices: [backup, check]
+    choices: [backup, check, adopt]
     default: backup
+  src:
+    description:
+      - With O(operation=adopt), the plain-SQL dump on the managed host, C(.sql) or gzipped C(.sql.gz) (recognised
+        by its content), as an absolute path.
+    type: path
+  accept_other_database:
+    description:
+      - With O(operation=adopt), adopt a dump that seems to be of another database than O(db). A dump made with
+        C(pg_dump -C) names its database, which must be O(db). One made without it names none; it is taken for
+        another database's when O(db) exists on the server with tables and the dump creates none of them (same
+        schema and name). Without a database O(db) on the server there is nothing to compare with.
+    type: bool
+    default: false
   format:
     description:
       - V(custom) is one compressed file (C(pg_dump -Fc)). V(directory) is a directory of files, the only format
@@ -99,12 +128,14 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reports the backup it would take (RV(path)) and what retention would remove; writes nothing.
+    details: Reports the backup it would take (RV(path)) and what retention would remove, or the adoption's plan
+      (RV(plan)) after reading and checking the dump; writes nothing.
   diff_mode:
     support: none
   idempotent:
     support: none
     details: Each run with O(operation=backup) takes a new backup and reports a change. O(operation=check) never does.
+      O(operation=adopt) changes nothing when the file was adopted before.
   platform:
     platforms: posix
 notes:
@@ -140,6 +171,16 @@ EXAMPLES = r"""
     format: directory
     jobs: 4
 
+- name: Adopt a dump made by hand the way the runbook did, as a verified backup
+  stackops.runbooks.pg_backup:
+    operation: adopt
+    src: /var/backups/postgres/legacy/backup_20240115.sql.gz
+    db: app
+    dest: /var/backups/postgres
+    login_host: 127.0.0.1
+    login_password: "{{ pg_password }}"
+    compose_project_src: /srv/app
+
 - name: Warn when the newest backup is more than 26 hours old
   stackops.runbooks.pg_backup:
     db: app
@@ -151,18 +192,20 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The backup's directory (the one it would have, in check mode).
-  returned: with O(operation=backup)
+  description:
+    - The backup's directory (the one it would have, in check mode).
+    - With O(operation=adopt), the set adopted from O(src), made now or before.
+  returned: with O(operation=backup) or V(adopt)
   type: str
   sample: /var/backups/postgres/app-20261123T020000Z
 sha256:
   description:
     - The dump's sha256. For V(directory) format, the sha256 of the C(sha256sum)-style list of its files.
-  returned: with O(operation=backup), not in check mode
+  returned: with O(operation=backup) or V(adopt), when a set was made (not in check mode)
   type: str
 size:
   description: Bytes of all the backup's files.
-  returned: with O(operation=backup), not in check mode
+  returned: with O(operation=backup) or V(adopt), when a set was made (not in check mode)
   type: int
 manifest:
   description: The backup's manifest, as written to C(manifest.json); with O(operation=check), the newest one's.
@@ -211,6 +254,34 @@ stale:
   description: Whether the newest verified backup is older than O(max_age_hours) (or missing).
   returned: with O(operation=check) and O(max_age_hours)
   type: bool
+adopted:
+  description: What O(src) is and declares; the manifest of an adopted set records the same as C(adopted_from).
+  returned: with O(operation=adopt)
+  type: dict
+  sample:
+    path: /var/backups/postgres/legacy/backup_20240115.sql.gz
+    sha256: 0e0b41f8c11000f9200e3ffec1eed780713c1c5d311ae7cd16fee5e06386fd2c
+    size: 3628720
+    compressed: true
+    dumped_from: 15.18 (Debian 15.18-0+deb12u1)
+    dumped_by: 15.18 (Debian 15.18-0+deb12u1)
+    dumped_at: "2024-01-15T02:00:00Z"
+    database: null
+    encoding: UTF8
+    tables: 8
+    rows: 390503
+    database_statements_held_back: 0
+plan:
+  description: With O(operation=adopt), the steps (those a real run would take, in check mode); empty when the file
+    was adopted before.
+  returned: with O(operation=adopt)
+  type: list
+  elements: str
+dropped:
+  description: Scratch databases of earlier adopt runs that were killed, dropped by this one.
+  returned: with O(operation=adopt), when a set was made
+  type: list
+  elements: str
 """
 
 import os

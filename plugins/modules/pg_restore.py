@@ -26,6 +26,20 @@ description:
     O(terminate_connections=true); without them the run fails before it changes anything. One restore at a time
     per O(db) (an advisory lock on the server); new databases left by a killed run are found by their comment
     and dropped.
+  - O(src) may also be a plain-SQL dump made by hand (C(pg_dump db > backup_YYYYMMDD.sql), gzipped or not). It is
+    read to its end first and must be a complete C(pg_dump) plain dump (its closing line
+    C(-- PostgreSQL database dump complete) present). It is run with C(psql -X -v ON_ERROR_STOP=1
+    --single-transaction) in the new database, whose row counts and sequences must then equal the dump's C(COPY)
+    data and C(setval) calls; the rest (checks, swap, the old database kept) is as for a backup. Statements about
+    the database itself, which C(pg_dump -C) writes (C(CREATE/ALTER/DROP DATABASE), C(\connect)), are held back.
+    The roles the dump gives objects to must exist. Owner, encoding and locale come from the dump when it was made
+    with C(-C), else from the O(db) it replaces (else the server's defaults and O(login_user)).
+  - A plain dump of another database is refused (O(accept_other_database)). One made with C(-C) names its
+    database, which must be O(source_db) (O(db) when not set). One made without names none, and is refused when
+    O(db) holds tables and the dump creates none of them.
+  - A backup or dump of a newer PostgreSQL major version than the target server's (its server's or its
+    C(pg_dump)'s) is refused before anything changes, naming both versions; restore it onto a server of that
+    version or later. An older one (PostgreSQL 15 onto 17) is restored as usual.
   - O(operation=cleanup) restores nothing; it drops the C(<db>_pre_restore_*) databases beyond the newest
     O(keep_previous), and as many C(<db>_reverted_*) ones.
   - O(operation=revert) undoes the last restore when the application turns out not to work on it. The newest
@@ -42,6 +56,8 @@ options:
     description:
       - The backup, on the managed host. A backup directory (the one with C(manifest.json)) or a file in it, or,
         with O(pick=latest), the O(stackops.runbooks.pg_backup#module:dest) directory that holds backups.
+      - Or a plain-SQL dump file (C(.sql), or gzipped C(.sql.gz), recognised by its content) that is not in a
+        backup directory.
       - Required with O(operation=restore).
     type: path
   pick:
@@ -51,8 +67,16 @@ options:
     type: str
     choices: [latest]
   source_db:
-    description: With O(pick), the database whose backups to pick from.
+    description:
+      - With O(pick), the database whose backups to pick from.
+      - With a plain-SQL dump in O(src), the database it is of, when it is restored under another name (O(db)).
     type: str
+  accept_other_database:
+    description:
+      - Restore a plain-SQL dump that seems to be of another database than O(source_db) (or O(db)); see the
+        description for the rule.
+    type: bool
+    default: false
   db:
     description:
       - The database the backup becomes. It may be another name than the backed-up one, and another server (a
@@ -131,7 +155,8 @@ attributes:
     platforms: posix
 notes:
   - The backup must be on the managed host. In container mode it is copied into the service for the restore and
-    removed afterwards.
+    removed afterwards; a plain dump is streamed into C(psql)'s standard input instead.
+  - O(jobs) does not apply to a plain dump, which C(psql) runs in one session.
   - Database-level settings (C(ALTER DATABASE ... SET)) and grants on the database itself are not in a
     C(pg_dump) backup; the new database has the backed-up owner, encoding and locale.
 seealso:
@@ -172,6 +197,16 @@ EXAMPLES = r"""
         query: SELECT count(*) > 0 FROM app.customers
         expect: true
   register: drill
+
+- name: Restore a dump made by hand with pg_dump, beside the live database, then swap
+  stackops.runbooks.pg_restore:
+    src: /var/backups/postgres/legacy/backup_20240115.sql.gz
+    db: app
+    force: true
+    terminate_connections: true
+    login_host: 127.0.0.1
+    login_password: "{{ pg_password }}"
+    compose_project_src: /srv/app
 
 - name: A day later, drop the copies kept by earlier restores
   stackops.runbooks.pg_restore:
