@@ -87,7 +87,9 @@ CASES: dict[str, dict[str, Case]] = {
         "routine_daily": Case(
             "routine_daily", ("the daily routine found", f"PostgreSQL at {ADDR}:5432 is not available"), NO_REPORT
         ),
-        "stack_facts": Case("stack_facts", ("could not read postgres version", 'service "postgres" is not running')),
+        "stack_facts": Case(
+            "stack_facts", ("could not read postgres version", "Service postgres has no running container")
+        ),
         "deploy": Case(
             "deploy",
             ("failed at the database backup into the release", "has no running container", "Nothing was changed"),
