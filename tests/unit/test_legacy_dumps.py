@@ -1,7 +1,7 @@
 """Plain-SQL dumps made by hand (`pg_dump db > backup_YYYYMMDD.sql`): what pg_backup's adopt and pg_restore read
 from them, the rules that refuse one (truncated, garbage, another database, a newer server), and the lines a
 restore holds back. Fixtures are real pg_dump 15.18 output of a small database `shopfront` (owner `app`), plain and
-with `-C --clean`."""
+with `-C --clean`, and pg_dump 17.12 output of the same database (owner `sovd_user`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ansible_collections.stackops.runbooks.plugins.modules import pg_backup, pg_
 FIXTURES = Path(__file__).parent / "fixtures" / "pg"
 PLAIN = FIXTURES / "pg_dump-15.18-plain.sql"
 CREATE = FIXTURES / "pg_dump-15.18-plain-create-clean.sql"
+PLAIN_17 = FIXTURES / "pg_dump-17.12-plain.sql"  # the same database on PostgreSQL 17, owned by sovd_user
 SHOPFRONT_TABLES = ["public.empty", "shop.Odd Name", "shop.items"]
 
 
@@ -167,6 +168,16 @@ def test_version_refusal(server: int | None, dump: int | None, target: int, refu
     if refused:
         assert f"runs PostgreSQL {target}" in why and "onto a server running PostgreSQL 17 or later" in why
         assert "/b/app.sql" in why and "nothing was changed" in why
+
+
+def test_a_postgresql_17_dump_is_refused_on_15_and_says_why() -> None:
+    dump = parse(PLAIN_17)
+    assert _pgdump.plain_problems(dump) == [] and dump.rows == parse(PLAIN).rows
+    assert (dump.server_major, dump.dump_major, dump.roles) == (17, 17, ["sovd_user"])
+    # What PostgreSQL 15 would reject: pg_dump 17 sets a parameter 15 does not have.
+    assert "SET transaction_timeout = 0;" in PLAIN_17.read_text()
+    assert _pgdump.version_refusal(str(PLAIN_17), 17, 17, 15, "lab1")
+    assert not _pgdump.version_refusal(str(PLAIN_17), 17, 17, 17, "lab3")
 
 
 def test_version_refusal_names_both_versions() -> None:
