@@ -122,11 +122,11 @@ def ready(host: lab.Host) -> int:
 
 
 def wait_healthy(host: lab.Host, timeout: float = 120) -> None:
-    """The host's four services run and are healthy, and the app answers ready (it checks PostgreSQL and Redis)."""
+    """The host's services run and are healthy, and the app answers ready (it checks PostgreSQL and Redis)."""
     deadline = time.monotonic() + timeout
     while True:
         services = lab.containers(host)
-        healthy = len(services) == 4 and all(
+        healthy = set(services) == set(host.shape.ports) and all(
             c["state"] == "running" and c["health"] == "healthy" for c in services.values()
         )
         if healthy and ready(host) == 200:

@@ -1,4 +1,5 @@
-"""SQL on the lab's PostgreSQL servers as postgres, for tests that set up data and check what a module did."""
+"""SQL on the lab's PostgreSQL servers as their superuser (postgres; dba on lab3), for tests that set up data and
+check what a module did."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from harness.paths import lab_credentials
 
 def connect(host: lab.Host, db: str = "postgres") -> psycopg2.extensions.connection:
     conn = psycopg2.connect(
-        host=host.addr, user="postgres", dbname=db, password=lab_credentials(host.name)["stackops_pg_password"]
+        host=host.addr,
+        user=host.shape.superuser,
+        dbname=db,
+        password=lab_credentials(host.name)["stackops_pg_password"],
     )
     conn.autocommit = True
     return conn

@@ -263,7 +263,7 @@ def docker_state(host: lab.Host) -> dict[str, t.Any]:
         upper = (item.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
         if upper:
             canaries += sorted(f"{item['Name'].lstrip('/')}:/tmp/{p.name}" for p in (Path(upper) / "tmp").glob(CANARY))
-        if service == "nginx" and state.get("Pid"):
+        if service == host.shape.nginx and state.get("Pid"):
             # nginx's master is the container's first process; a reload gives it new worker children.
             workers = settled(int(state["Pid"]))
     return {"containers": containers, "canaries": canaries, "nginx_workers": workers}
