@@ -35,6 +35,10 @@ SHIPPED_FILES = {
     "changelogs/config.yaml",
     "tests/config.yml",
 }
+# Developer pages inside docs/, left out with what they link (the lab, the test suites, the benchmarks).
+DEVELOPER_DOCS = {"docs/development.md", "docs/lab.md", "docs/testing.md"}
+# A relative link of a Markdown page: [text](target) or [text](target#anchor), not a URL or an in-page anchor.
+RELATIVE_LINK = re.compile(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)")
 
 
 @dataclass
@@ -101,7 +105,8 @@ def test_the_tarball_holds_what_ships_and_nothing_else(artifact: Artifact) -> No
     expected = {
         path
         for path in committable_files()
-        if path in SHIPPED_FILES or (path.startswith(SHIPPED_TREES) and "__pycache__" not in path)
+        if path in SHIPPED_FILES
+        or (path.startswith(SHIPPED_TREES) and "__pycache__" not in path and path not in DEVELOPER_DOCS)
     }
     assert files - expected == set(), "the tarball holds files that should not ship (galaxy.yml build_ignore)"
     assert expected - files == set(), "the tarball misses files that should ship (galaxy.yml build_ignore)"
@@ -109,6 +114,22 @@ def test_the_tarball_holds_what_ships_and_nothing_else(artifact: Artifact) -> No
         assert required in files
     assert manifest["collection_info"]["version"] == GALAXY["version"]
     assert manifest["collection_info"]["dependencies"] == {}
+
+
+def test_no_developer_page_ships_and_every_link_resolves_inside_the_artifact(artifact: Artifact) -> None:
+    with tarfile.open(artifact.tarball) as tar:
+        members = {m.name for m in tar.getmembers()}
+        pages = {name: tar.extractfile(name).read().decode() for name in members if name.endswith(".md")}  # type: ignore[union-attr]
+    assert committable_files() >= DEVELOPER_DOCS, "a developer page named here no longer exists"
+    assert not DEVELOPER_DOCS & members, f"developer pages ship: {sorted(DEVELOPER_DOCS & members)}"
+    assert {"README.md", "docs/playbooks/backup.md", "docs/modules/pg_backup.md"} <= set(pages)
+    broken = []
+    for name, text in sorted(pages.items()):
+        for target in RELATIVE_LINK.findall(text):
+            path = os.path.normpath(os.path.join(os.path.dirname(name), target))
+            if path not in members and not any(member.startswith(f"{path}/") for member in members):
+                broken.append(f"{name} -> {target}")
+    assert not broken, "links to files the built collection does not hold:\n" + "\n".join(broken)
 
 
 def test_checksums_verify_offline_and_catch_a_changed_file(artifact: Artifact, tmp_path: Path) -> None:

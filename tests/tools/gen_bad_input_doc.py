@@ -18,7 +18,7 @@ INTRO = """# Bad input
 
 Every module of the collection refuses bad input with a message that names the value or the option and says what
 to give instead: no traceback, no `MODULE FAILURE`, and nothing changed. This page lists what
-[the bad-input suite](../tests/integration/test_bad_input.py) gives each module on the lab host lab1, and what the
+the bad-input suite (`tests/integration/test_bad_input.py`) gives each module on the lab host lab1, and what the
 message must hold. It is generated from the suite's table by `python tests/tools/gen_bad_input_doc.py`
 (`tests/unit/test_docs.py` fails when it is stale).
 
