@@ -36,12 +36,12 @@ def unknown(declared: Iterable[str], fleet: Iterable[str]) -> list[str]:
 
 
 def lane(declared: Iterable[str], fleet: Iterable[str], module: str) -> str:
-    """The xdist group of a module: one lane per stack host, and its own group for a module spanning both.
+    """The xdist group of a module: one lane per stack host, and its own group for a module spanning several.
 
-    A module of the drill host alone shares lab2's lane, the lighter of the two.
+    A module of the drill host alone shares lab2's lane, the lighter of the first two.
     """
     hosts = set(needed(declared, fleet))
-    stack = sorted(hosts & {"lab1", "lab2"})
+    stack = sorted(hosts & {"lab1", "lab2", "lab3"})
     if len(stack) == 1:
         return f"lane-{stack[0]}"
     if not stack and hosts:

@@ -22,7 +22,8 @@ def test_a_healthy_fleet_is_ok_and_never_changed(tmp_path: Path) -> None:
     runs = assert_read_only(PLAYBOOK, extravars={"health_check_report_dir": str(tmp_path)})
     assert all(n == 0 for run in runs for n in run.changed().values())
     results = runs[1].artifacts["health_check"]
-    assert {host: r["status"] for host, r in results.items()} == {"lab1": "ok", "lab2": "ok"}
+    assert {host: r["status"] for host, r in results.items()} == {"lab1": "ok", "lab2": "ok", "lab3": "ok"}
+    assert results["lab3"]["services"] == dict.fromkeys(("backend", "db", "frontend", "nginx", "redis"), "running")
     assert results["lab1"]["services"] == {
         "app": "running",
         "nginx": "running",

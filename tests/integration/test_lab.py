@@ -22,7 +22,7 @@ from harness.playbook import run_module
 
 pytestmark = pytest.mark.lab_hosts("all")
 
-PRODUCTION = ("lab1", "lab2")
+PRODUCTION = ("lab1", "lab2", "lab3")
 
 
 def ready(addr: str) -> tuple[int, dict]:
@@ -33,12 +33,15 @@ def ready(addr: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def pg(host: lab.Host, dbname: str = "app") -> psycopg2.extensions.connection:
+def pg(host: lab.Host, dbname: str | None = None) -> psycopg2.extensions.connection:
+    """As the host's superuser, to its application database unless told (lab3: dba, sovd_db)."""
     password = lab_credentials(host.name)["stackops_pg_password"]
-    return psycopg2.connect(host=host.addr, port=5432, user="postgres", password=password, dbname=dbname)
+    return psycopg2.connect(
+        host=host.addr, port=5432, user=host.shape.superuser, password=password, dbname=dbname or host.shape.db
+    )
 
 
-def query(host: lab.Host, sql: str, dbname: str = "app") -> list[tuple]:
+def query(host: lab.Host, sql: str, dbname: str | None = None) -> list[tuple]:
     conn = pg(host, dbname)
     try:
         with conn.cursor() as cur:
@@ -67,7 +70,7 @@ def test_production_databases_hold_the_realistic_schema(hosts: dict) -> None:
         assert query(host, "SELECT count(*) FROM pg_sequences WHERE schemaname = 'billing'")[0][0] >= 2
     # Seeded deterministically: the production hosts start identical.
     counts = "SELECT count(*), sum(id) FROM app.orders"
-    assert query(hosts["lab1"], counts) == query(hosts["lab2"], counts)
+    assert query(hosts["lab1"], counts) == query(hosts["lab2"], counts) == query(hosts["lab3"], counts)
 
 
 def test_drill_host_starts_with_an_empty_app_database(hosts: dict) -> None:

@@ -1,4 +1,5 @@
-"""The restore drill over SSH on the lab fleet: lab1 and lab2 drilled onto drill1. A pass proves the data; a damaged
+"""The restore drill over SSH on the lab fleet: lab1, lab2 (PostgreSQL 15) and lab3 (17, the second stack shape)
+drilled onto drill1 (17). A pass proves the data; a damaged
 backup, a failing smoke query and a host lost mid-drill each fail that host alone, the others finish, the report
 says so, and nothing is left on the drill host or the controller."""
 
@@ -29,9 +30,18 @@ SCHEMA = json.loads((REPO / "docs" / "schemas" / "restore_drill.schema.json").re
 WORK = Path("/var/tmp/stackops-restore-drill")
 
 
-def drill(report_dir: Path, inventory: Path = LAB_INVENTORY, **extravars: object) -> PlaybookRun:
+# The fault cases drill the first shape's hosts only: lab3's part of a drill is the fleet run's.
+FIRST_SHAPE = "lab1,lab2,drill1"
+
+
+def drill(
+    report_dir: Path, inventory: Path = LAB_INVENTORY, limit: str | None = None, **extravars: object
+) -> PlaybookRun:
     return run_playbook(
-        PLAYBOOK, inventory=inventory, extravars={"restore_drill_report_dir": str(report_dir), **extravars}
+        PLAYBOOK,
+        inventory=inventory,
+        limit=limit,
+        extravars={"restore_drill_report_dir": str(report_dir), **extravars},
     )
 
 
@@ -72,8 +82,8 @@ def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, repo
     first.assert_ok()
     document = evidence(first, reports)
     assert document["summary"] == {
-        "databases": 2,
-        "passed": 2,
+        "databases": 3,
+        "passed": 3,
         "failed": 0,
         "unreachable": 0,
         "status": "pass",
@@ -85,7 +95,21 @@ def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, repo
         assert all(checks[n]["passed"] for n in ("checksums", "row_counts", "sentinel", "amcheck", "smoke:customers"))
         assert checks["negative_control"]["passed"] and "sha256" in checks["negative_control"]["detail"]
         assert result["rto_s"] > 0 and 0 <= result["rpo_hours"] < 1 and result["rows"] > 390000
-        assert result["cleanup"]["files_removed"] and result["cleanup"]["dropped"][0].startswith(f"{name}_app_restore_")
+        db = hosts[name].shape.db
+        assert result["cleanup"]["files_removed"] and result["cleanup"]["dropped"][0].startswith(
+            f"{name}_{db}_restore_"
+        )
+    # PostgreSQL 15 and 17 backups (their manifests say), each restored on drill1's 17.
+    manifests = {
+        name: json.loads((lab.ROOT / "backups" / name / r["backup"]["name"] / "manifest.json").read_text())
+        for name, r in by_host(document).items()
+    }
+    assert query(hosts["drill1"], "postgres", "SHOW server_version")[0][0].startswith("17.")
+    assert {name: str(m["server_version"]).split(".")[0] for name, m in manifests.items()} == {
+        "lab1": "15",
+        "lab2": "15",
+        "lab3": "17",
+    }
     nothing_left(hosts["drill1"])
 
     # A second run drills the newest backups as they are, and its report shows both runs in the trend.
@@ -105,7 +129,7 @@ def test_a_damaged_backup_and_a_wrong_answer_fail_their_host_and_are_cleaned_up(
     dump.write_bytes(bytes(data))
     try:
         wrong = [{"name": "customers", "query": "SELECT count(*) FROM app.customers", "expect": 1}]
-        run = drill(reports, restore_drill_smoke_queries=wrong)
+        run = drill(reports, limit=FIRST_SHAPE, restore_drill_smoke_queries=wrong)
         assert run.status == "failed" and "The restore drill failed for lab1, lab2" in run.stdout
         document = evidence(run, reports)
         results = by_host(document)
@@ -182,7 +206,9 @@ def test_a_host_lost_mid_drill_is_reported_and_the_others_finish(
     before = set(backups.glob("app-*")) if backups.exists() else set()
     result: dict = {}
     worker = threading.Thread(
-        target=lambda: result.update(run=drill(reports, inventory=inventory, restore_drill_fresh_backup=True))
+        target=lambda: result.update(
+            run=drill(reports, inventory=inventory, limit=FIRST_SHAPE, restore_drill_fresh_backup=True)
+        )
     )
     worker.start()
     # lab2 answers until its fresh backup is taken, then its SSH goes away.
