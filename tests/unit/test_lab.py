@@ -57,11 +57,30 @@ def test_lab_hosts_must_be_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_lab_inventory_hosts_and_groups() -> None:
-    assert {(h.name, h.addr, h.group) for h in lab.load_hosts()} == {
-        ("lab1", "127.0.2.1", "stack"),
-        ("lab2", "127.0.2.2", "stack"),
-        ("drill1", "127.0.2.3", "drill"),
+    assert {(h.name, h.addr, h.group, h.shape.name, h.debian) for h in lab.load_hosts()} == {
+        ("lab1", "127.0.2.1", "stack", "classic", "bookworm"),
+        ("lab2", "127.0.2.2", "stack", "classic", "bookworm"),
+        ("lab3", "127.0.2.4", "stack", "sovd", "trixie"),
+        ("drill1", "127.0.2.3", "drill", "classic", "trixie"),
     }
+
+
+def test_an_unknown_shape_or_release_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  children:\n    stack:\n      hosts:\n        lab9: {ansible_host: 127.0.2.9, lab_debian: sid}\n"
+    )
+    monkeypatch.setattr(lab, "INVENTORY", tmp_path)
+    with pytest.raises(lab.LabError, match="lab host lab9: lab_shape 'classic' / lab_debian 'sid'"):
+        lab.load_hosts()
+
+
+def test_each_shape_names_its_services_and_its_template_renders_them() -> None:
+    for host in lab.load_hosts():
+        text = lab.render((lab.LAB / host.shape.template).read_text(), host, "stackops-lab:test")
+        assert "@" not in text, f"{host.name}: a placeholder left in {host.shape.template}"
+        services = yaml.safe_load(text)["services"]
+        assert set(services) == set(host.shape.ports)
+        assert {host.shape.postgres, host.shape.redis, host.shape.app, host.shape.nginx} <= set(services)
 
 
 def test_write_if_changed_is_idempotent_and_sets_mode(tmp_path: Path) -> None:
