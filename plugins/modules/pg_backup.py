@@ -171,6 +171,14 @@ EXAMPLES = r"""
     format: directory
     jobs: 4
 
+- name: Warn when the newest backup is more than 26 hours old
+  stackops.runbooks.pg_backup:
+    db: app
+    dest: /var/backups/postgres
+    operation: check
+    max_age_hours: 26
+  register: backups
+
 - name: Adopt a dump made by hand the way the runbook did, as a verified backup
   stackops.runbooks.pg_backup:
     operation: adopt
@@ -180,14 +188,6 @@ EXAMPLES = r"""
     login_host: 127.0.0.1
     login_password: "{{ pg_password }}"
     compose_project_src: /srv/app
-
-- name: Warn when the newest backup is more than 26 hours old
-  stackops.runbooks.pg_backup:
-    db: app
-    dest: /var/backups/postgres
-    operation: check
-    max_age_hours: 26
-  register: backups
 """
 
 RETURN = r"""

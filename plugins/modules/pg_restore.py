@@ -198,6 +198,13 @@ EXAMPLES = r"""
         expect: true
   register: drill
 
+- name: A day later, drop the copies kept by earlier restores
+  stackops.runbooks.pg_restore:
+    operation: cleanup
+    db: app
+    keep_previous: 0
+    login_password: "{{ pg_password }}"
+
 - name: Restore a dump made by hand with pg_dump, beside the live database, then swap
   stackops.runbooks.pg_restore:
     src: /var/backups/postgres/legacy/backup_20240115.sql.gz
@@ -207,13 +214,6 @@ EXAMPLES = r"""
     login_host: 127.0.0.1
     login_password: "{{ pg_password }}"
     compose_project_src: /srv/app
-
-- name: A day later, drop the copies kept by earlier restores
-  stackops.runbooks.pg_restore:
-    operation: cleanup
-    db: app
-    keep_previous: 0
-    login_password: "{{ pg_password }}"
 """
 
 RETURN = r"""

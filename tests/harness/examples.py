@@ -45,6 +45,7 @@ LAB_VALUES: list[tuple[str, str]] = [
     (r"^https://(app|api)\.example\.com(?=/)", "{{ stackops_tls_url }}"),
     # What examples write or read besides the stack goes to the test's scratch directory on lab1.
     (r"^/var/backups/postgres$", "{{ examples_dir }}/backups"),
+    (r"^/var/backups/postgres/legacy/backup_\d{8}\.sql\.gz$", "{{ examples_dir }}/legacy/backup_20240115.sql.gz"),
     (r"^/srv/drill/copies/db1$", "{{ examples_dir }}/backups"),
     (r"^/srv/drill/app-\d{8}T\d{6}Z$", "{{ examples_backup.path }}"),
     (r"^/var/backups/redis$", "{{ examples_dir }}/redis"),

@@ -15,6 +15,7 @@ scratch directory must be the same after the run as before.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import shutil
 import tempfile
@@ -121,6 +122,10 @@ def outcome() -> Iterator[tuple[PlaybookRun, dict[str, t.Any], dict[str, t.Any]]
     scratch = Path(tempfile.mkdtemp(prefix="examples-", dir=lab.ROOT / "scratch"))
     playbook_dir = Path(tempfile.mkdtemp(prefix="examples-playbook-"))
     try:
+        (scratch / "legacy").mkdir()
+        # The legacy-dump examples' file: app dumped by hand, as the runbooks do.
+        dumped = lab.compose(lab_hosts()[HOST], "exec", "-T", "-u", "postgres", "postgres", "pg_dump", "app").stdout
+        (scratch / "legacy" / "backup_20240115.sql.gz").write_bytes(gzip.compress(dumped.encode()))
         (scratch / "nginx").mkdir()
         # The host nginx example's site: a file as an operator would keep in sites-available.
         (scratch / "nginx" / "app.conf").write_text(
