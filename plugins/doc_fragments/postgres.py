@@ -68,7 +68,8 @@ options:
       - A liveness probe can ask for V(connections) alone.
     type: list
     elements: str
-    choices: [connections, activity, locks, sizes, cache, vacuum, wraparound, replication, statements, settings]
+    choices:
+      [connections, activity, locks, sizes, cache, vacuum, wraparound, replication, statements, settings, checkpoints]
   thresholds:
     description:
       - Numbers that override the defaults. Unknown names are refused with the list of valid ones.

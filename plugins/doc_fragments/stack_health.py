@@ -85,6 +85,7 @@ options:
         - replication
         - statements
         - settings
+        - checkpoints
       thresholds:
         description:
         - Numbers that override the defaults. Unknown names are refused with the list of valid ones.

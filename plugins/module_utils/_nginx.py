@@ -116,6 +116,15 @@ def emerg_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if "[emerg]" in line]
 
 
+WARN = re.compile(r"\[warn\] (?:\d+#\d+: )?(.*)")
+
+
+def warn_lines(text: str) -> list[str]:
+    """What nginx -t accepts but warns about, without the time and pid it prefixes: from 1.25.1 `listen ... http2`
+    is deprecated for the `http2` directive, and http2_push is ignored."""
+    return [found.group(1).strip() for found in map(WARN.search, text.splitlines()) if found]
+
+
 class Nginx:
     """One nginx: on the host (nginx_binary) or in a compose service (compose_project_src + compose_service)."""
 

@@ -8,6 +8,7 @@ section, each reading compared with the thresholds."""
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
@@ -16,6 +17,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import
     connect,
     redacted,
     rows,
+    sql,
     target,
 )
 
@@ -30,6 +32,7 @@ SECTIONS = [
     "replication",
     "statements",
     "settings",
+    "checkpoints",
 ]
 DEFAULTS = {
     "connections_warning_pct": 80,
@@ -52,10 +55,20 @@ DEFAULTS = {
     "replication_lag_critical_s": 300,
 }
 XID_HORIZON = 2**31
+
+
+class Server(t.TypedDict):
+    version: str
+    version_num: int
+    in_recovery: bool
+
+
 # Query texts are cut at 200 characters; the module's own session (pg_backend_pid) is never a finding.
 
 
-def read_connections(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_connections(
+    conn: t.Any, th: dict[str, float], top: int, _server: Server
+) -> tuple[dict[str, t.Any], list[Finding]]:
     (limits,) = rows(
         conn,
         "SELECT current_setting('max_connections')::int AS max_connections, "
@@ -88,7 +101,9 @@ def read_connections(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[
     return data, found
 
 
-def read_activity(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_activity(
+    conn: t.Any, th: dict[str, float], top: int, _server: Server
+) -> tuple[dict[str, t.Any], list[Finding]]:
     idle = rows(
         conn,
         "SELECT pid, usename AS user, datname AS database, application_name AS application, "
@@ -128,7 +143,7 @@ def read_activity(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str
     return {"idle_in_transaction": idle, "long_queries": long}, found
 
 
-def read_locks(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_locks(conn: t.Any, th: dict[str, float], top: int, _server: Server) -> tuple[dict[str, t.Any], list[Finding]]:
     blocked = rows(
         conn,
         "SELECT pid, usename AS user, datname AS database, pg_blocking_pids(pid) AS blocked_by, "
@@ -148,7 +163,7 @@ def read_locks(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t
     return {"blocked": blocked, "blocked_count": len(blocked)}, found
 
 
-def read_sizes(conn: t.Any, _th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_sizes(conn: t.Any, _th: dict[str, float], top: int, _server: Server) -> tuple[dict[str, t.Any], list[Finding]]:
     databases = rows(
         conn,
         "SELECT datname AS database, pg_database_size(datname) AS bytes FROM pg_database "
@@ -165,7 +180,7 @@ def read_sizes(conn: t.Any, _th: dict[str, float], top: int) -> tuple[dict[str, 
     return {"databases": databases, "largest_tables": tables}, []
 
 
-def read_cache(conn: t.Any, th: dict[str, float], _top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_cache(conn: t.Any, th: dict[str, float], _top: int, _server: Server) -> tuple[dict[str, t.Any], list[Finding]]:
     (stats,) = rows(
         conn, "SELECT blks_hit AS hits, blks_read AS reads FROM pg_stat_database WHERE datname = current_database()"
     )
@@ -185,7 +200,7 @@ def read_cache(conn: t.Any, th: dict[str, float], _top: int) -> tuple[dict[str, 
     )
 
 
-def read_vacuum(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_vacuum(conn: t.Any, th: dict[str, float], top: int, _server: Server) -> tuple[dict[str, t.Any], list[Finding]]:
     tables = rows(
         conn,
         "SELECT schemaname AS schema, relname AS table, n_live_tup AS live, n_dead_tup AS dead, "
@@ -207,7 +222,9 @@ def read_vacuum(conn: t.Any, th: dict[str, float], top: int) -> tuple[dict[str, 
     return {"tables": tables}, found
 
 
-def read_wraparound(conn: t.Any, th: dict[str, float], _top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_wraparound(
+    conn: t.Any, th: dict[str, float], _top: int, _server: Server
+) -> tuple[dict[str, t.Any], list[Finding]]:
     databases = rows(
         conn, "SELECT datname AS database, age(datfrozenxid)::bigint AS xid_age FROM pg_database ORDER BY 2 DESC"
     )
@@ -227,8 +244,8 @@ def read_wraparound(conn: t.Any, th: dict[str, float], _top: int) -> tuple[dict[
     return {"databases": databases}, found
 
 
-def read_replication(conn: t.Any, th: dict[str, float], _top: int, standby: bool) -> tuple[dict, list[Finding]]:
-    if standby:
+def read_replication(conn: t.Any, th: dict[str, float], _top: int, server: Server) -> tuple[dict, list[Finding]]:
+    if server["in_recovery"]:
         (state,) = rows(
             conn,
             "SELECT pg_last_wal_receive_lsn()::text AS received, "
@@ -258,27 +275,52 @@ def read_replication(conn: t.Any, th: dict[str, float], _top: int, standby: bool
     return {"role": "primary", "standbys": standbys}, found
 
 
-def read_statements(conn: t.Any, _th: dict[str, float], top: int) -> tuple[dict[str, t.Any], list[Finding]]:
-    installed = rows(conn, "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
+class StatementColumns(t.NamedTuple):
+    mean: str
+    total: str
+    read: str
+    write: str
+
+
+def statement_columns(extension_version: str) -> StatementColumns:
+    """The timing columns of the installed pg_stat_statements: its view has the columns of the extension's version
+    in this database (older after pg_upgrade until ALTER EXTENSION ... UPDATE), not of the server's. 1.8
+    (PostgreSQL 13) renamed mean_time and total_time to mean_exec_time and total_exec_time; 1.11 (PostgreSQL 17)
+    renamed blk_read_time and blk_write_time to shared_blk_read_time and shared_blk_write_time."""
+    version = tuple(int(part) for part in re.findall(r"\d+", extension_version)[:2])
+    timing = "exec_time" if version >= (1, 8) else "time"
+    io = "shared_blk" if version >= (1, 11) else "blk"
+    return StatementColumns(f"mean_{timing}", f"total_{timing}", f"{io}_read_time", f"{io}_write_time")
+
+
+TOP_STATEMENTS = (
+    "SELECT queryid::text AS queryid, calls, round({mean}::numeric, 2)::float AS mean_ms, "
+    "round({total}::numeric, 2)::float AS total_ms, rows, round({read}::numeric, 2)::float AS read_ms, "
+    "round({write}::numeric, 2)::float AS write_ms, left(query, 200) AS query FROM pg_stat_statements "
+    "ORDER BY {mean} DESC LIMIT %s"
+)
+
+
+def read_statements(
+    conn: t.Any, _th: dict[str, float], top: int, _server: Server
+) -> tuple[dict[str, t.Any], list[Finding]]:
+    installed = rows(conn, "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
     if not installed:
         return {
             "available": False,
             "note": "pg_stat_statements is not installed in this database: add it to "
             "shared_preload_libraries and CREATE EXTENSION pg_stat_statements",
         }, []
-    top_rows = rows(
-        conn,
-        "SELECT queryid::text AS queryid, calls, round(mean_exec_time::numeric, 2)::float AS mean_ms, "
-        "round(total_exec_time::numeric, 2)::float AS total_ms, rows, "
-        "left(query, 200) AS query FROM pg_stat_statements "
-        "ORDER BY mean_exec_time DESC LIMIT %s",
-        (top,),
-    )
-    redacted(top_rows)
-    return {"available": True, "top_by_mean_time": top_rows}, []
+    version = installed[0]["extversion"]
+    columns = statement_columns(version)._asdict()
+    query = sql.SQL(TOP_STATEMENTS).format(**{key: sql.Identifier(name) for key, name in columns.items()})
+    top_rows = redacted(rows(conn, query, (top,)))
+    return {"available": True, "extension_version": version, "top_by_mean_time": top_rows}, []
 
 
-def read_settings(conn: t.Any, _th: dict[str, float], _top: int) -> tuple[dict[str, t.Any], list[Finding]]:
+def read_settings(
+    conn: t.Any, _th: dict[str, float], _top: int, _server: Server
+) -> tuple[dict[str, t.Any], list[Finding]]:
     pending = rows(conn, "SELECT name, setting, unit, source FROM pg_settings WHERE pending_restart ORDER BY name")
     found = [
         Finding(
@@ -289,6 +331,34 @@ def read_settings(conn: t.Any, _th: dict[str, float], _top: int) -> tuple[dict[s
     return {"pending_restart": pending}, found
 
 
+def checkpoint_query(version_num: int) -> str:
+    """The checkpointer's counters: PostgreSQL 17 moved them from pg_stat_bgwriter (which no longer has them) to
+    pg_stat_checkpointer, with new names."""
+    if version_num >= 170000:
+        return (
+            "SELECT 'pg_stat_checkpointer' AS source, num_timed AS timed, num_requested AS requested, "
+            "write_time::float AS write_ms, sync_time::float AS sync_ms, buffers_written, stats_reset "
+            "FROM pg_stat_checkpointer"
+        )
+    return (
+        "SELECT 'pg_stat_bgwriter' AS source, checkpoints_timed AS timed, checkpoints_req AS requested, "
+        "checkpoint_write_time::float AS write_ms, checkpoint_sync_time::float AS sync_ms, "
+        "buffers_checkpoint AS buffers_written, stats_reset FROM pg_stat_bgwriter"
+    )
+
+
+def read_checkpoints(
+    conn: t.Any, _th: dict[str, float], _top: int, server: Server
+) -> tuple[dict[str, t.Any], list[Finding]]:
+    """Reported, not judged: a share of requested checkpoints says max_wal_size is small for the write load, but
+    restores and CREATE DATABASE request them too."""
+    (found,) = rows(conn, checkpoint_query(server["version_num"]))
+    total = found["timed"] + found["requested"]
+    found["requested_pct"] = round(100.0 * found["requested"] / total, 1) if total else None
+    found["stats_reset"] = found["stats_reset"].isoformat() if found["stats_reset"] else None
+    return found, []
+
+
 READERS: dict[str, t.Callable[..., tuple[dict[str, t.Any], list[Finding]]]] = {
     "connections": read_connections,
     "activity": read_activity,
@@ -297,8 +367,10 @@ READERS: dict[str, t.Callable[..., tuple[dict[str, t.Any], list[Finding]]]] = {
     "cache": read_cache,
     "vacuum": read_vacuum,
     "wraparound": read_wraparound,
+    "replication": read_replication,
     "statements": read_statements,
     "settings": read_settings,
+    "checkpoints": read_checkpoints,
 }
 
 
@@ -324,10 +396,7 @@ def read_health(
         findings: list[Finding] = []
         for section in params["checks"] or SECTIONS:
             try:
-                if section == "replication":
-                    data, found = read_replication(conn, th, params["top"], server["in_recovery"])
-                else:
-                    data, found = READERS[section](conn, th, params["top"])
+                data, found = READERS[section](conn, th, params["top"], server)
             except DatabaseError as exc:
                 # One unreadable section (a missing privilege, a timeout) must not hide the others.
                 message = (str(exc).strip() or type(exc).__name__).splitlines()[0]

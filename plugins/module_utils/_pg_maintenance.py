@@ -43,6 +43,11 @@ LIST_SETTINGS = frozenset(
 NOT_BY_ALTER_SYSTEM = frozenset({"data_directory", "config_file"})
 AUTO_CONF = "postgresql.auto.conf"
 NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]+)?")
+# parse_int() reads integers with strtol(..., 0): 0x1f is hex and 0640 octal, as SHOW prints the file modes
+# (log_file_mode, unix_socket_permissions, data_directory_mode).
+C_INTEGER = re.compile(r"([-+]?)(?:0[xX]([0-9a-fA-F]+)|0([0-7]+))\s*([A-Za-z]+)?")
+# File modes, which SHOW prints in octal (their show hooks): written and shown the same way.
+OCTAL_SETTINGS = frozenset(("log_file_mode", "unix_socket_permissions", "data_directory_mode"))
 
 Value = t.Union[int, float, str, tuple]
 
@@ -134,10 +139,16 @@ def _number(guc: Guc, value: t.Any) -> int | float:
     if isinstance(value, (int, float)):
         number, unit = float(value), None
     else:
-        match = NUMBER.fullmatch(str(value).strip())
-        if match is None:
+        text = str(value).strip()
+        based = C_INTEGER.fullmatch(text) if guc.vartype == "integer" else None
+        match = NUMBER.fullmatch(text)
+        if based is not None:
+            sign, hexadecimal, octal, unit = based.groups()
+            number = float(int(f"{sign}{hexadecimal or octal}", 16 if hexadecimal else 8))
+        elif match is not None:
+            number, unit = float(match.group(1)), match.group(2)
+        else:
             raise StackopsError(f"{guc.name} {value!r} is not {kind}{valid_units(guc)}")
-        number, unit = float(match.group(1)), match.group(2)
     if unit:
         family = unit_family(guc.unit)
         if family is None:
@@ -218,6 +229,8 @@ def literal(guc: Guc, value: Value) -> list[str]:
         return list(value) or [""]
     if isinstance(value, float):
         return [repr(value)]
+    if isinstance(value, int) and guc.name.lower() in OCTAL_SETTINGS:
+        return [f"{value:04o}"]
     if isinstance(value, int):
         family = unit_family(guc.unit)
         if family is None or value <= 0:

@@ -238,7 +238,10 @@ backup_file:
   returned: when a backup was made
   type: str
 validation_output:
-  description: What C(nginx -t) printed for the candidate.
+  description:
+    - What C(nginx -t) printed for the candidate.
+    - Its C([warn]) lines (such as the C(listen ... http2) that nginx 1.25.1 and later deprecate) are also task
+      warnings.
   returned: when the candidate was tested
   type: str
 maintenance_switched_at:
@@ -283,6 +286,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     switch_upstream,
     tls_report,
     validate_candidates,
+    warn_lines,
     websocket_snippets,
 )
 
@@ -554,6 +558,8 @@ def validate(nginx: Nginx, to_test: dict[str, bytes], required: list[Required], 
         reason = next(iter(emerg_lines(output)), output.splitlines()[-1] if output else "no output")
         names = ", ".join(sorted(to_test)) or "configuration"
         raise NginxError(f"nginx -t rejected the new {names}, left as it was: {reason}", **result)
+    for line in warn_lines(output) if to_test else []:
+        nginx.module.warn(f"nginx -t accepted the new configuration with a warning: {line}")
     if required:
         check_included(dump, nginx, required)
     return dump

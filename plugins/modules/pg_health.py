@@ -16,7 +16,9 @@ description:
     C(max_connections); idle-in-transaction sessions and long-running queries; blocked and blocking sessions;
     database and largest-table sizes; cache hit ratio; dead tuples and last (auto)vacuum and analyze;
     transaction-ID wraparound age; replication lag; C(pg_stat_statements) top queries; settings waiting for a
-    restart.
+    restart; checkpoint counts and times.
+  - Reads the views of each server version it is tested on, PostgreSQL 15 and 17 (the checkpointer's counters
+    moved to C(pg_stat_checkpointer) in 17), and the columns of the installed C(pg_stat_statements) version.
   - Each reading is compared with O(thresholds). Every crossing is a finding with a reason, and the worst one
     gives RV(status) (V(ok), V(warning) or V(critical)). O(fail_on) says which status fails the task.
   - An unreachable server is a critical finding (RV(is_available=false)), not a crash. With O(fail_on=never) it
@@ -83,7 +85,7 @@ server:
   description: Version and role.
   returned: when available
   type: dict
-  sample: {version: "15.18", version_num: 150018, in_recovery: false}
+  sample: {version: "17.12 (Debian 17.12-0+deb13u1)", version_num: 170012, in_recovery: false}
 connections:
   description: Connections in use against C(max_connections), by state and by client address and user.
   returned: when the section was read
@@ -121,6 +123,9 @@ replication:
 statements:
   description:
     - The top statements by mean time from pg_stat_statements, or a note saying why there are none.
+    - Each with calls, rows, mean and total execution time, and the time spent reading and writing shared
+      blocks (C(read_ms), C(write_ms), zero unless C(track_io_timing) is on).
+    - C(extension_version) is the extension's version in the connected database, whose columns are read.
     - Query texts are cut at 200 characters, with password literals replaced by C(********).
   returned: when the section was read
   type: dict
@@ -128,6 +133,23 @@ settings:
   description: Settings changed but waiting for a restart.
   returned: when the section was read
   type: dict
+checkpoints:
+  description:
+    - Checkpoints since the statistics were reset, reported and not judged. C(timed) ran on C(checkpoint_timeout),
+      C(requested) were asked for (WAL past C(max_wal_size), a CHECKPOINT, a backup or a restore), C(requested_pct)
+      is their share. Also C(write_ms), C(sync_ms), C(buffers_written) and C(stats_reset).
+    - C(source) names the view read, C(pg_stat_checkpointer) from PostgreSQL 17, C(pg_stat_bgwriter) before.
+  returned: when the section was read
+  type: dict
+  sample:
+    source: pg_stat_checkpointer
+    timed: 12
+    requested: 3
+    requested_pct: 20.0
+    write_ms: 1520.0
+    sync_ms: 31.0
+    buffers_written: 4210
+    stats_reset: "2026-12-06T20:26:37.186489+00:00"
 """
 
 import typing as t

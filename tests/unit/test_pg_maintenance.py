@@ -134,7 +134,7 @@ def test_values_are_read_as_the_server_reads_them(name: str, value: t.Any, expec
         ("max_connections", 0, "max_connections 0 is outside its range 1..262143"),
         ("log_min_duration_statement", "1sec", "unknown unit 'sec' (the units of log_min_duration_statement are d, h,"),
         ("log_min_duration_statement", "5MB", "unknown unit 'MB'"),
-        ("checkpoint_timeout", "0x10", "is not an integer"),
+        ("checkpoint_timeout", "0x10", "'0x10' is outside its range 30..86400 s (16s asked)"),  # read as hex
         ("log_checkpoints", "perhaps", "log_checkpoints 'perhaps' is not a boolean (use on or off"),
         ("log_checkpoints", "o", "is not a boolean"),  # on or off: the server refuses it too
         (
