@@ -198,6 +198,25 @@ def test_an_adopted_set_restores_with_the_dumps_data(lab1: lab.Host, root: Path,
         drop_databases(lab1, "app_adopted")
 
 
+def test_a_killed_adoptions_scratch_database_is_dropped_by_the_next_one(
+    lab1: lab.Host, root: Path, other: dict[str, Path]
+) -> None:
+    """A run killed mid-trial leaves its scratch database; the next run drops it, and only it: a running one's
+    scratch is held by its session's advisory lock."""
+    left = "stackops_adopt_20240115000000_4242"
+    drop_databases(lab1, left)
+    query(lab1, "postgres", sql.SQL("CREATE DATABASE {}").format(sql.Identifier(left)))
+    comment = f"stackops.runbooks.pg_backup adopt scratch of {other['plain']}, pid 4242"
+    query(lab1, "postgres", sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(left), sql.Literal(comment)))
+    try:
+        args = {"operation": "adopt", "src": str(other["plain"]), "dest": str(root / "after-a-killed-run")}
+        result = call(BACKUP, lab1, db="inventory", **args)
+        assert not result["failed"] and result["dropped"] == [left], result
+        assert databases_like(lab1, "stackops_adopt_") == []
+    finally:
+        drop_databases(lab1, left)
+
+
 # --- restore a plain dump directly ----------------------------------------------------------------------------------
 
 
