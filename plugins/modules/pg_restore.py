@@ -278,7 +278,11 @@ dropped:
   type: list
   elements: str
 manifest:
-  description: The restored backup's manifest, without its file list.
+  description:
+    - The restored backup's manifest, without its file list.
+    - For a plain-SQL dump, what restore read from it, C(plain) holding the file's path, sha256, size,
+      compression, the versions it was dumped from and by, its database (with C(-C)) and the database-level
+      statements held back.
   returned: with O(operation=restore)
   type: dict
 elapsed:
