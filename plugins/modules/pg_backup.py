@@ -39,7 +39,8 @@ description:
     and dropped again, also on failure. The manifest records the file's path, sha256, size, compression, the
     versions it was dumped from and by, and its time (the file's modification time, which is also the set's
     time, so that an adopted dump never counts as the newest backup of today). Adopting a file whose sha256 an
-    adopted set of O(db) already records changes nothing. Retention does not run.
+    adopted set of O(db) already records changes nothing. Retention does not run; that of later backups counts
+    adopted sets like the others.
   - A dump is refused, before anything changes, when it was dumped from or by a newer PostgreSQL major version
     than the server's (C(pg_dump) output is not made for older servers), when one of the roles it gives objects
     to does not exist, and when it seems to be of another database (O(accept_other_database)). Statements about
