@@ -28,6 +28,18 @@ description:
     header, except the exempt paths (health checks) and the allowed client addresses. The app's own 503
     answers are left alone. O(maintenance=off) removes the flag. The snippets go through the same test,
     write and confirmed reload as any change, and only when they change.
+  - The answer is proven from nginx's side, on every run that is not in check mode (also when nothing had to be
+    switched). The module asks every listening address of every http server block of nginx's configuration (or
+    O(maintenance_probe_urls)), naming that server (C(server_name), else the address). With V(on), each must answer
+    C(503) with C(Retry-After), and each exempt path must still reach the site; with V(off), none may answer the
+    maintenance page. RV(maintenance_switched_at) is the time that proof held.
+  - The proof's requests carry an C(X-Stackops-Maintenance-Probe) header with a random token for the run. The
+    snippets treat such a request as any visitor's whatever its address, so the 503 is proven even from a host
+    that O(maintenance_allow) lets through; the header can only take access away, it opens no bypass. The
+    maintenance answer echoes the token, so a 503 from the app or another server does not count as proof.
+  - When the proof fails the flag is put back as it was and the task fails, naming what each address answered
+    and the likely causes (the flag cannot be read by nginx's worker user, the server block does not include the
+    server snippet, another server block answers that address).
   - nginx must include the snippets, C(include DIR/http*.conf;) in the http block and C(include
     DIR/server*.conf;) in each server block (globs match nothing until the files exist). The module checks that
     nginx reads them and says what to add when it does not.
@@ -178,6 +190,22 @@ options:
     type: list
     elements: str
     default: [/health]
+  maintenance_probe_urls:
+    description:
+      - Where to prove the maintenance state, as this host reaches the site (C(http://127.0.0.1:8080/), an https
+        URL is asked without certificate checks). Default is every listening address of every http server block of
+        nginx's configuration, asked for C(/stackops-maintenance-probe).
+      - Give them when nginx runs in a container whose ports are published under other numbers, when a server
+        block that is not the site's must stay up during maintenance, or when a listen comes from an included
+        file. The path must not be exempt.
+    type: list
+    elements: str
+    default: []
+  maintenance_probe_timeout:
+    description: Seconds to wait for nginx to answer with the new maintenance state before undoing the switch (at
+      least 1).
+    type: int
+    default: 10
 notes:
   - Bind-mount the configuration directory, not single files, into an nginx container. A renamed file is a new
     inode that a single-file bind mount does not show.
@@ -198,6 +226,14 @@ EXAMPLES = r"""
     retry_after: 600
     maintenance_allow: [203.0.113.0/24]
     maintenance_exempt_paths: [/health]
+    compose_project_src: /srv/app
+    compose_service: nginx
+
+- name: Maintenance on, proven through the site's public address (the office network is let through)
+  stackops.runbooks.nginx_config:
+    maintenance: "on"
+    maintenance_allow: [203.0.113.0/24]
+    maintenance_probe_urls: [https://app.example.com/]
     compose_project_src: /srv/app
     compose_service: nginx
 
@@ -245,10 +281,20 @@ validation_output:
   returned: when the candidate was tested
   type: str
 maintenance_switched_at:
-  description: When the flag file appeared or went (seconds since the epoch), from the moment nginx answers the
-    new way; for audit logs and the switch benchmark.
+  description: When nginx was seen answering the new way after the flag file appeared or went (seconds since the
+    epoch); for audit logs and the switch benchmark.
   returned: when maintenance was switched
   type: float
+maintenance_probe:
+  description:
+    - What nginx answered to the proof's requests, each with C(url), C(host) (the name asked for), C(server)
+      (where that server block is, or V(maintenance_probe_urls)), C(status), C(retry_after), C(maintenance_page)
+      (whether the maintenance snippet made the answer) and C(error) when the address could not be asked.
+  returned: when O(maintenance) is given, except in check mode
+  type: list
+  elements: dict
+  sample: [{url: "http://127.0.0.1:80/stackops-maintenance-probe", host: app.example.com,
+            server: "/etc/nginx/conf.d/app.conf:3", status: 503, retry_after: "300", maintenance_page: true}]
 certificates:
   description: With O(tls_report), each certificate file with C(subject), C(issuer), C(not_after), C(days_left) and
     C(severity) (V(ok), V(warning), V(critical)), or C(error) when it cannot be read.
@@ -269,13 +315,14 @@ import grp
 import os
 import pwd
 import tempfile
-import time
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import project_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     DEFAULT_PAGE,
+    PROBE_HEADER,
+    PROBE_PATH,
     Nginx,
     NginxError,
     check_address,
@@ -283,6 +330,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     emerg_lines,
     included,
     maintenance_snippets,
+    probe_targets,
+    prove_maintenance,
     switch_upstream,
     tls_report,
     validate_candidates,
@@ -323,6 +372,8 @@ def argument_spec() -> dict[str, t.Any]:
         "retry_after": {"type": "int", "default": 300},
         "maintenance_allow": {"type": "list", "elements": "str", "default": []},
         "maintenance_exempt_paths": {"type": "list", "elements": "str", "default": ["/health"]},
+        "maintenance_probe_urls": {"type": "list", "elements": "str", "default": []},
+        "maintenance_probe_timeout": {"type": "int", "default": 10},
     }
 
 
@@ -577,7 +628,7 @@ def report_certificates(module: t.Any, nginx: Nginx, dump: str) -> list[dict[str
 
 def check_params(params: dict[str, t.Any]) -> None:
     """What can be judged from the options alone, before nginx is looked at."""
-    for name in ("reload_timeout", "websocket_read_timeout", "websocket_send_timeout"):
+    for name in ("reload_timeout", "websocket_read_timeout", "websocket_send_timeout", "maintenance_probe_timeout"):
         if params[name] < 1:
             raise NginxError(f"{name} must be at least 1 second, not {params[name]}.")
     for server in params["upstream_servers"] or []:
@@ -588,6 +639,11 @@ def check_params(params: dict[str, t.Any]) -> None:
         if not path.startswith("/"):
             raise NginxError(f"maintenance_exempt_paths entry {path!r} is not a URI path; start it with /.")
         check_word(path, "maintenance_exempt_paths entry")
+        if not params["maintenance_probe_urls"] and PROBE_PATH.startswith(path):
+            raise NginxError(
+                f"maintenance_exempt_paths entry {path!r} exempts the path the module asks to prove maintenance "
+                f"({PROBE_PATH}); give maintenance_probe_urls with a path that is not exempt."
+            )
 
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
@@ -599,18 +655,34 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     if module._diff:
         result["diff"] = diffs(files)
     to_test = {f.path: f.want.content for f in files if f.content_changed}
+    dump = ""
     if to_test or required or params["tls_report"]:
         dump = validate(nginx, to_test, required, result)
         if params["tls_report"]:
             result["certificates"] = report_certificates(module, nginx, dump)
     state = maintenance_state(params["maintenance"])
-    flag_flips = state is not None and os.path.exists(paths["flag"]) != (state == "on")
-    changed = any(f.changed for f in files) or flag_flips
-    result["changed"] = changed
+    targets = probe_targets(dump, params["maintenance_probe_urls"]) if state is not None else []
+    flag = managed(paths["flag"], functools.partial(root_file, b"maintenance on\n")) if paths else None
+    flag_flips = flag is not None and (flag.current is not None) != (state == "on")
+    result["changed"] = any(f.changed for f in files) or flag_flips
     if state is not None:
         result["maintenance"] = state
-    if module.check_mode or not changed:
+    if module.check_mode:
         return result
+    apply_files(module, nginx, files, to_test, result)
+    if flag is not None:
+        if flag_flips:
+            flip(module, flag, state == "on")
+        prove(module, flag, flag_flips, state == "on", targets, result, any(f.changed for f in files))
+    return result
+
+
+def apply_files(
+    module: t.Any, nginx: Nginx, files: list[Managed], to_test: dict[str, bytes], result: dict[str, t.Any]
+) -> None:
+    """Write the changed files (with a backup of dest when asked), reload, and roll back when nginx did not apply
+    them."""
+    params = module.params
     if params["backup"] and params["dest"]:
         first = files[0]
         if first.live is not None and first.content_changed:
@@ -630,18 +702,63 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
                 **{**result, "changed": False, "emerg": emerg},
             )
         result["applied"] = True
-    if flag_flips:
-        flip(module, paths["flag"], state == "on")
-        result["maintenance_switched_at"] = time.time()
-    return result
 
 
-def flip(module: t.Any, flag: str, on: bool) -> None:
+def flip(module: t.Any, flag: Managed, on: bool) -> None:
     """Maintenance on: the flag file appears at once (a rename); off: it goes. nginx tests it on every request."""
     if on:
-        write_atomic(module, flag, Wanted(b"maintenance on\n", 0o644, 0, 0))
+        write_atomic(module, flag.path, flag.want)
     else:
-        os.unlink(flag)
+        os.unlink(flag.path)
+
+
+def restore_flag(module: t.Any, flag: Managed) -> None:
+    """The flag as it was before this run: gone, or back with its content, mode and owner."""
+    if flag.live is None or flag.current is None:
+        if os.path.lexists(flag.path):
+            os.unlink(flag.path)
+    else:
+        mode = flag.current.st_mode & 0o7777
+        write_atomic(module, flag.path, Wanted(flag.live, mode, flag.current.st_uid, flag.current.st_gid))
+
+
+def prove(
+    module: t.Any, flag: Managed, flipped: bool, on: bool, targets: list[t.Any], result: dict, files_changed: bool
+) -> None:
+    """Ask nginx until it answers as the state needs (result gets the answers and, after a switch, when the proof
+    held). When it does not, the switch is undone and the task fails with what nginx answered."""
+    params = module.params
+    at, answers, problems = prove_maintenance(
+        targets, on, params["retry_after"], params["maintenance_exempt_paths"], params["maintenance_probe_timeout"]
+    )
+    result["maintenance_probe"] = answers
+    if at is not None:
+        if flipped:
+            result["maintenance_switched_at"] = at
+        return
+    if flipped:
+        restore_flag(module, flag)
+        result["changed"] = files_changed
+    state = "on" if on else "off"
+    undone = (
+        f"The switch was undone: the flag {flag.path} is {'back' if flag.live is not None else 'removed'} and the "
+        "site answers as before."
+        if flipped
+        else f"Nothing was switched (the flag {flag.path} was already {'there' if on else 'absent'})."
+    )
+    causes = (
+        f"nginx's worker user cannot read the flag {flag.path} (every directory above it must be searchable by "
+        f"that user, for example www-data); the server block answering that address does not include the "
+        f"maintenance server snippet; another server block answers that address (a default_server or the same "
+        f"server_name elsewhere), or maintenance_probe_urls names the wrong place"
+        if on
+        else f"the flag {flag.path} is still seen, or the site itself answers with the maintenance page"
+    )
+    raise NginxError(
+        f"nginx does not answer with maintenance {state} within {params['maintenance_probe_timeout']} s, asked "
+        f"with the {PROBE_HEADER} header: {'; '.join(problems)}. {undone} Likely causes: {causes}.",
+        **{**result, "maintenance": "off" if on == flipped else "on"},
+    )
 
 
 def rollback(module: t.Any, nginx: Nginx, files: list[Managed], timeout: int) -> None:
