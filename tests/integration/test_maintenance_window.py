@@ -9,6 +9,7 @@ import http.server
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,10 +17,22 @@ import pytest
 import lab
 from harness.labctl import lab_up
 from harness.playbook import PlaybookRun, check_run, run_playbook
+from harness.snapshot import diff, snapshot
 
 pytestmark = pytest.mark.lab_hosts("lab2")
 
 PLAYBOOK = "stackops.runbooks.maintenance_window"
+
+
+def answer_from_outside(host: lab.Host) -> tuple[int, str | None, bytes]:
+    """What a visitor gets: status, Retry-After and body."""
+    conn = http.client.HTTPConnection(host.addr, 80, timeout=5, source_address=("127.0.2.9", 0))
+    try:
+        conn.request("GET", "/api/customers/1")
+        response = conn.getresponse()
+        return response.status, response.getheader("Retry-After"), response.read()
+    finally:
+        conn.close()
 
 
 def status_from_outside(host: lab.Host) -> tuple[int, str | None]:
@@ -169,4 +182,64 @@ def test_check_mode_predicts_the_window_and_changes_nothing(hosts: dict) -> None
     assert {p: p.read_bytes() for p in nginx_dir.rglob("*") if p.is_file()} == files_before
     assert not (nginx_dir / "maintenance" / "on").exists()
     assert lab.compose(lab2, "ps", "-q", "app").stdout.strip() == app_before
+    assert status_from_outside(lab2) == (200, None)
+
+
+def reload_nginx(host: lab.Host) -> None:
+    """Reload lab2's nginx and wait for its new workers (the signal returns before they answer)."""
+    before = snapshot_workers(host)
+    lab.compose(host, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+    deadline = time.monotonic() + 10
+    while not snapshot_workers(host).isdisjoint(before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def snapshot_workers(host: lab.Host) -> set[str]:
+    out = lab.compose(host, "top", "nginx").stdout
+    return {line.split()[1] for line in out.splitlines() if "worker process" in line}
+
+
+def test_nothing_runs_in_the_window_unless_the_page_is_proven_up(hosts: dict) -> None:
+    """A second server block answering lab2's address (named after it) without the maintenance snippet: the flag
+    is set, but a visitor is still served. The window must stop there: the switch undone, nothing stopped, no
+    step run, and the host as it was."""
+    lab2 = hosts["lab2"]
+    other = lab2.dir / "nginx" / "conf.d" / "other.conf"
+    run_playbook(PLAYBOOK, limit="lab2", tags="exit").assert_ok()  # the role's snippets in place, site served
+    other.write_text(
+        f"server {{\n    listen {lab2.addr}:80;\n    server_name {lab2.addr};\n"
+        "    location / { return 200 'another server'; }\n}\n"
+    )
+    try:
+        reload_nginx(lab2)
+        visitor = answer_from_outside(lab2)
+        assert visitor == (200, None, b"another server")
+        before = snapshot(lab2)
+        with webhook(lab2) as (url, events):
+            run = window(
+                url,
+                maintenance_window_stop_services=["app"],
+                # A step that would fail loudly if it ran: an emergency mode without its confirmation.
+                maintenance_window_steps=[{"role": "stackops.runbooks.recover_service"}],
+                recover_service_mode="full_restart",
+            )
+        after = snapshot(lab2)
+        assert run.failed_hosts() == {"lab2"}
+        failed = run.result("lab2", "Turn nginx's maintenance mode on")
+        assert failed["msg"].startswith("nginx does not answer with maintenance on within 10 s"), failed["msg"]
+        assert f"http://{lab2.addr}:80/stackops-maintenance-probe (Host {lab2.addr}" in failed["msg"]
+        assert "answered 200, Retry-After missing, not the maintenance page" in failed["msg"]
+        message = run.result("lab2", "Fail with the state the site was left in")["msg"]
+        assert message.startswith("Maintenance window on lab2 failed at Turn nginx's maintenance mode on: nginx does")
+        assert message.endswith("The site never went into maintenance and serves as before; nothing was stopped.")
+        ran = {e["event_data"].get("task") for e in run.events if e["event"] == "runner_on_ok" and e.get("event_data")}
+        assert "Stop the services the work needs stopped" not in ran and "Run each step of the work" not in ran
+        assert diff(before, after) == []
+        assert answer_from_outside(lab2) == visitor
+        assert not (lab2.dir / "nginx" / "maintenance" / "on").exists()
+        assert [e["event"] for e in events] == ["started", "failed"]
+        assert run.artifacts["maintenance_window"]["lab2"]["state"] == "served"
+    finally:
+        other.unlink()
+        reload_nginx(lab2)
     assert status_from_outside(lab2) == (200, None)

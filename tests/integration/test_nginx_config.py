@@ -9,6 +9,8 @@ import http.client
 import http.server
 import shutil
 import threading
+import time
+import typing as t
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -18,10 +20,12 @@ import pytest
 
 import lab
 from harness.playbook import assert_module_four_step, run_module
+from harness.snapshot import diff, snapshot
 
 pytestmark = pytest.mark.lab_hosts("lab2")
 
 MODULE = "stackops.runbooks.nginx_config"
+VISITOR = "127.0.2.20"  # a client address no test lets through
 
 
 @pytest.fixture
@@ -144,12 +148,14 @@ def test_bad_input_is_refused_and_nothing_changes(lab2: lab.Host, extra: dict, e
     assert not Path("/tmp/app.conf").exists()
 
 
-def request(method: str, url: str, source: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    method: str, url: str, source: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     parts = urllib.parse.urlsplit(url)
     bind = (source, 0) if source else None
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=5, source_address=bind)
     try:
-        conn.request(method, parts.path or "/", body=b"x=1" if method == "POST" else None)
+        conn.request(method, parts.path or "/", body=b"x=1" if method == "POST" else None, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -187,16 +193,33 @@ def maintenance(host: lab.Host, state: str, **extra: object) -> dict:
 def test_maintenance_answers_503_to_every_method_with_headers_and_exemptions(
     lab2: lab.Host, clean_maintenance: Path
 ) -> None:
-    runs = assert_module_four_step(MODULE, maintenance(lab2, "on"), hosts="lab2")
-    assert runs[1].result("lab2")["maintenance"] == "on" and (clean_maintenance / "on").exists()
+    # The host's own address is let through, as the maintenance_window role does: the proof still sees the 503.
+    allowed = maintenance(lab2, "on", maintenance_allow=["127.0.2.9", lab2.addr, "127.0.0.1"])
+    runs = assert_module_four_step(MODULE, allowed, hosts="lab2")
+    result = runs[1].result("lab2")
+    assert result["maintenance"] == "on" and (clean_maintenance / "on").exists()
+    probed = {(a["url"], a["status"], a["retry_after"], a["maintenance_page"]) for a in result["maintenance_probe"]}
+    assert probed == {
+        (f"{scheme}://{lab2.addr}:{port}{path}", *answer)
+        for scheme, port in (("http", 80), ("https", 443))
+        for path, answer in (("/stackops-maintenance-probe", (503, "120", True)), ("/health", (200, None, False)))
+    }
+    assert result["maintenance_switched_at"] > 0
+    assert "maintenance_switched_at" not in runs[3].result("lab2"), "nothing was switched on the second run"
+    assert request("GET", f"http://{lab2.addr}/api/customers/1", source=lab2.addr)[0] == 200
     for method in ("GET", "HEAD", "POST"):
-        status, headers, body = request(method, f"http://{lab2.addr}/api/customers/1")
+        status, headers, body = request(method, f"http://{lab2.addr}/api/customers/1", source=VISITOR)
         assert status == 503, method
         assert headers["retry-after"] == "120" and headers["cache-control"] == "no-store", method
         assert (b"Down for maintenance" in body) == (method != "HEAD"), method
     # Exempt paths and allowed addresses pass through to the app.
-    assert request("GET", f"http://{lab2.addr}/health/ready")[0] == 200
+    assert request("GET", f"http://{lab2.addr}/health/ready", source=VISITOR)[0] == 200
     assert request("GET", f"http://{lab2.addr}/api/customers/1", source="127.0.2.9")[0] == 200
+    # The probe header only takes access away: an allowed address that sends it gets the page, without the echo
+    # of a token that is not one.
+    probe = {"X-Stackops-Maintenance-Probe": "not-a-token"}
+    status, headers, _body = request("GET", f"http://{lab2.addr}/api/customers/1", source="127.0.2.9", headers=probe)
+    assert status == 503 and "x-stackops-maintenance-probe" not in headers
     # The page location is internal: it cannot be asked for directly.
     assert request("GET", f"http://{lab2.addr}/stackops-maintenance.html", source="127.0.2.9")[0] == 404
 
@@ -205,7 +228,11 @@ def test_maintenance_flips_without_a_reload_and_off_is_idempotent(lab2: lab.Host
     run_module(MODULE, maintenance(lab2, "on"), hosts="lab2").assert_ok()
     before = workers(lab2)
     runs = assert_module_four_step(MODULE, maintenance(lab2, "off"), hosts="lab2")
-    assert runs[1].result("lab2")["maintenance"] == "off" and not (clean_maintenance / "on").exists()
+    result = runs[1].result("lab2")
+    assert result["maintenance"] == "off" and not (clean_maintenance / "on").exists()
+    assert {(a["status"], a["maintenance_page"]) for a in result["maintenance_probe"]} == {(404, False)}, (
+        "off is proven by the app's own answer (it has no /stackops-maintenance-probe)"
+    )
     assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 200
     result = run_module(MODULE, maintenance(lab2, True), hosts="lab2").result("lab2")
     assert result["changed"] is True and result["maintenance"] == "on"
@@ -306,3 +333,122 @@ def test_websocket_snippets_make_the_upgrade_pass_through(lab2: lab.Host) -> Non
         if folder.exists():
             shutil.rmtree(folder)
             lab.compose(lab2, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+
+
+CONF = "/etc/nginx/stackops/nginx.conf"
+CAUSES = (
+    "Likely causes: nginx's worker user cannot read the flag {flag} (every directory above it must be searchable by "
+    "that user, for example www-data); the server block answering that address does not include the maintenance "
+    "server snippet; another server block answers that address"
+)
+
+
+def reload(host: lab.Host) -> None:
+    """Reload lab2's nginx and wait for its new workers (the signal returns before they answer)."""
+    before = workers(host)
+    lab.compose(host, "exec", "-T", "nginx", "nginx", "-c", CONF, "-s", "reload")
+    deadline = time.monotonic() + 10
+    while not workers(host).isdisjoint(before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def extra_server(lab2: lab.Host, clean_maintenance: Path) -> Iterator[t.Callable[[str], None]]:
+    """Adds a server block to lab2's nginx (conf.d/other.conf), reloaded; removed again after the test."""
+    other = site(lab2).parent / "other.conf"
+
+    def add(text: str) -> None:
+        other.write_text(text)
+        reload(lab2)
+
+    yield add
+    if other.exists():
+        other.unlink()
+        reload(lab2)
+
+
+def unproven_switch_changes_nothing(host: lab.Host, args: dict, *observed: str) -> str:
+    """maintenance on fails to be proven: the message says what nginx answered, the flag is gone again, and the
+    site answers exactly as before (a real request from a visitor's address, and the lab's snapshot)."""
+    run_module(MODULE, {**args, "maintenance": "off"}, hosts="lab2").assert_ok()  # snippets in place, proven off
+    flag = Path(args.get("maintenance_flag") or host.dir / "nginx" / "maintenance" / "on")
+    visitor = request("GET", f"http://{host.addr}/api/customers/1")
+    before = snapshot(host)
+    run = run_module(MODULE, {**args, "maintenance": "on", "maintenance_probe_timeout": 2}, hosts="lab2")
+    after = snapshot(host)
+    assert run.failed_hosts() == {"lab2"}
+    result = run.result("lab2")
+    message = result["msg"]
+    assert message.startswith("nginx does not answer with maintenance on within 2 s, asked with the "), message
+    for seen in observed:
+        assert seen in message, message
+    assert f"The switch was undone: the flag {flag} is removed and the site answers as before." in message
+    assert CAUSES.format(flag=flag) in message
+    assert result["maintenance"] == "off" and result["changed"] is False
+    assert "maintenance_switched_at" not in result
+    assert not flag.exists()
+    assert diff(before, after) == []
+    status, _headers, body = request("GET", f"http://{host.addr}/api/customers/1")
+    assert (status, body) == (visitor[0], visitor[2])
+    return message
+
+
+def test_a_flag_nginx_workers_cannot_read_is_not_taken_for_maintenance(lab2: lab.Host, clean_maintenance: Path) -> None:
+    # The flag under a root-only directory, as `mktemp -d` makes it: nginx's workers (www-data) cannot see it.
+    locked = lab2.dir / "nginx" / "locked"
+    locked.mkdir(mode=0o700)
+    try:
+        unproven_switch_changes_nothing(
+            lab2,
+            maintenance(lab2, "on", maintenance_flag=str(locked / "on")),
+            f"http://{lab2.addr}:80/stackops-maintenance-probe (Host {lab2.addr}, server at "
+            "/etc/nginx/stackops/conf.d/app.conf:12) answered 404, Retry-After missing, not the maintenance page",
+            f"https://{lab2.addr}:443/stackops-maintenance-probe",
+        )
+    finally:
+        shutil.rmtree(locked)
+
+
+def test_a_site_server_without_the_include_is_not_taken_for_maintenance(
+    lab2: lab.Host, extra_server: t.Callable[[str], None]
+) -> None:
+    # The snippet is read (by another server block), so nginx -T shows it; the site's own server block lacks it.
+    site(lab2).write_text(site(lab2).read_text().replace("include /etc/nginx/stackops/maintenance/server*.conf;", ""))
+    extra_server(
+        f"server {{\n    listen {lab2.addr}:8081;\n    include /etc/nginx/stackops/maintenance/server*.conf;\n"
+        "    location / { return 200 'status'; }\n}\n"
+    )
+    message = unproven_switch_changes_nothing(
+        lab2,
+        maintenance(lab2, "on"),
+        f"http://{lab2.addr}:80/stackops-maintenance-probe (Host {lab2.addr}, server at "
+        "/etc/nginx/stackops/conf.d/app.conf:12) answered 404, Retry-After missing, not the maintenance page",
+    )
+    assert f"http://{lab2.addr}:8081/" not in message, "the server with the include answered 503: no problem there"
+
+
+def test_a_second_server_answering_the_address_is_not_taken_for_maintenance(
+    lab2: lab.Host, extra_server: t.Callable[[str], None]
+) -> None:
+    # A server named after the address takes every request that names it, without the snippet.
+    extra_server(
+        f"server {{\n    listen {lab2.addr}:80;\n    server_name {lab2.addr};\n"
+        "    location / { return 200 'another server'; }\n}\n"
+    )
+    assert request("GET", f"http://{lab2.addr}/api/customers/1")[2] == b"another server"
+    unproven_switch_changes_nothing(
+        lab2,
+        maintenance(lab2, "on"),
+        f"http://{lab2.addr}:80/stackops-maintenance-probe (Host {lab2.addr}, server at "
+        "/etc/nginx/stackops/conf.d/app.conf:12) answered 200, Retry-After missing, not the maintenance page",
+    )
+
+
+def test_check_mode_says_maintenance_would_switch_and_switches_nothing(lab2: lab.Host, clean_maintenance: Path) -> None:
+    run_module(MODULE, maintenance(lab2, "off"), hosts="lab2").assert_ok()
+    before = snapshot(lab2)
+    result = run_module(MODULE, maintenance(lab2, "on"), hosts="lab2", check=True).result("lab2")
+    assert result["changed"] is True and result["maintenance"] == "on"
+    assert "maintenance_probe" not in result and "maintenance_switched_at" not in result
+    assert diff(before, snapshot(lab2)) == []
+    assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 200
