@@ -23,10 +23,6 @@ LAB_ONLY = {
     "stackops_lab_root": "the lab's own directory (lab/lab.py's ROOT) that its paths derive from; no role reads it",
     "stackops_tls_url": "the lab's TLS address, named by its own health_check_endpoints; no role reads it",
     "stackops_tls_ca": "the lab's self-signed certificate, the lab's health_check_ca_path; no role reads it",
-    # Set by inventories/lab for lab1, lab2 and lab3 but read by nothing (not the roles, the lab or the tests);
-    # the lab inventory should drop them, or a role start reading them and the table list them.
-    "stackops_app_url": "set by the lab inventory, read by nothing",
-    "stackops_pg_app_user": "set by the lab inventory, read by nothing",
 }
 _DEFAULT = re.compile(r"\b(stackops_[a-z0-9_]+)\s*\|\s*default\(\s*([^)]*?)\s*\)")
 
