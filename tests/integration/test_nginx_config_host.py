@@ -9,6 +9,7 @@ import http.client
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,10 @@ def start_nginx(root: Path) -> Iterator[Path]:
     subprocess.run(["nginx", "-c", str(root / "nginx.conf")], check=True, capture_output=True)
     yield root
     subprocess.run(["nginx", "-c", str(root / "nginx.conf"), "-s", "stop"], check=False, capture_output=True)
+    # The signal returns at once; the master removes its pid file as it exits.
+    deadline = time.monotonic() + 10
+    while (root / "nginx.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @pytest.fixture

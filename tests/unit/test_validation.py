@@ -185,6 +185,8 @@ def nginx_params(**extra: t.Any) -> dict[str, t.Any]:
         "upstream_servers": None,
         "maintenance_allow": [],
         "maintenance_exempt_paths": ["/health"],
+        "maintenance_probe_urls": [],
+        "maintenance_probe_timeout": 10,
     }
     return {**base, **extra}
 
@@ -198,6 +200,8 @@ def nginx_params(**extra: t.Any) -> dict[str, t.Any]:
         ({"maintenance_allow": ["all"]}, "maintenance_allow entry 'all' is not an IP address"),
         ({"maintenance_exempt_paths": ["health"]}, "entry 'health' is not a URI path; start it with /"),
         ({"maintenance_exempt_paths": ["/a b"]}, "maintenance_exempt_paths entry '/a b' holds"),
+        ({"maintenance_probe_timeout": 0}, "maintenance_probe_timeout must be at least 1 second, not 0"),
+        ({"maintenance_exempt_paths": ["/"]}, "entry '/' exempts the path the module asks to prove maintenance"),
     ],
 )
 def test_nginx_config_refuses_bad_options_before_nginx_is_read(extra: dict[str, t.Any], message: str) -> None:
