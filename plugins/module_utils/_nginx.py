@@ -533,12 +533,12 @@ def listen_address(args: list[str]) -> tuple[str, str, int] | None:
     if spec.startswith("unix:") or "quic" in args[1:]:
         return None
     if spec.startswith("["):
-        address, _, rest = spec[1:].partition("]")
+        address, rest = spec[1:].partition("]")[::2]
         port = rest[1:] if rest.startswith(":") else "80"
     elif spec.isdigit():
         address, port = "*", spec
     elif ":" in spec:
-        address, _, port = spec.rpartition(":")
+        address, port = spec.rsplit(":", 1)
     else:
         address, port = spec, "80"
     if not port.isdigit():
