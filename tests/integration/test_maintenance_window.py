@@ -9,7 +9,6 @@ import http.server
 import itertools
 import json
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ import lab
 from harness.labctl import lab_up
 from harness.playbook import PlaybookRun, check_run, run_playbook
 from harness.snapshot import diff, snapshot
+from harness.web import reload_nginx, request
 
 pytestmark = pytest.mark.lab_hosts("lab2")
 
@@ -25,26 +25,13 @@ PLAYBOOK = "stackops.runbooks.maintenance_window"
 
 
 def answer_from_outside(host: lab.Host) -> tuple[int, str | None, bytes]:
-    """What a visitor gets: status, Retry-After and body."""
-    conn = http.client.HTTPConnection(host.addr, 80, timeout=5, source_address=("127.0.2.9", 0))
-    try:
-        conn.request("GET", "/api/customers/1")
-        response = conn.getresponse()
-        return response.status, response.getheader("Retry-After"), response.read()
-    finally:
-        conn.close()
+    """The site as a visitor sees it, from an address that is not let through: status, Retry-After, body."""
+    status, headers, body = request("GET", f"http://{host.addr}/api/customers/1", source="127.0.2.9")
+    return status, headers.get("retry-after"), body
 
 
 def status_from_outside(host: lab.Host) -> tuple[int, str | None]:
-    """The site as a visitor sees it: from an address that is not let through."""
-    conn = http.client.HTTPConnection(host.addr, 80, timeout=5, source_address=("127.0.2.9", 0))
-    try:
-        conn.request("GET", "/api/customers/1")
-        response = conn.getresponse()
-        response.read()
-        return response.status, response.getheader("Retry-After")
-    finally:
-        conn.close()
+    return answer_from_outside(host)[:2]
 
 
 @contextlib.contextmanager
@@ -183,20 +170,6 @@ def test_check_mode_predicts_the_window_and_changes_nothing(hosts: dict) -> None
     assert not (nginx_dir / "maintenance" / "on").exists()
     assert lab.compose(lab2, "ps", "-q", "app").stdout.strip() == app_before
     assert status_from_outside(lab2) == (200, None)
-
-
-def reload_nginx(host: lab.Host) -> None:
-    """Reload lab2's nginx and wait for its new workers (the signal returns before they answer)."""
-    before = snapshot_workers(host)
-    lab.compose(host, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
-    deadline = time.monotonic() + 10
-    while not snapshot_workers(host).isdisjoint(before) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def snapshot_workers(host: lab.Host) -> set[str]:
-    out = lab.compose(host, "top", "nginx").stdout
-    return {line.split()[1] for line in out.splitlines() if "worker process" in line}
 
 
 def test_nothing_runs_in_the_window_unless_the_page_is_proven_up(hosts: dict) -> None:

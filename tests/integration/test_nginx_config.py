@@ -9,7 +9,6 @@ import http.client
 import http.server
 import shutil
 import threading
-import time
 import typing as t
 import urllib.parse
 import urllib.request
@@ -21,6 +20,7 @@ import pytest
 import lab
 from harness.playbook import assert_module_four_step, run_module
 from harness.snapshot import diff, snapshot
+from harness.web import nginx_workers, reload_nginx, request
 
 pytestmark = pytest.mark.lab_hosts("lab2")
 
@@ -37,7 +37,7 @@ def lab2(hosts: dict) -> Iterator[lab.Host]:
     yield host
     if site.read_bytes() != original:
         site.write_bytes(original)
-        lab.compose(host, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+        reload_nginx(host)
     for backup in site.parent.glob("app.conf.*~"):
         backup.unlink()
 
@@ -57,11 +57,6 @@ def args(host: lab.Host, content: str, **extra: object) -> dict:
     }
 
 
-def workers(host: lab.Host) -> set[str]:
-    out = lab.compose(host, "top", "nginx").stdout
-    return {line.split()[1] for line in out.splitlines() if "worker process" in line}
-
-
 def answers(url: str) -> int:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (http URL)
         return int(response.status)
@@ -74,12 +69,12 @@ def digest(path: Path) -> tuple[str, int]:
 @pytest.mark.matrix
 def test_a_change_is_tested_applied_with_new_workers_and_idempotent(lab2: lab.Host) -> None:
     content = site(lab2).read_text().replace("proxy_read_timeout 60s;", "proxy_read_timeout 75s;")
-    before = workers(lab2)
+    before = nginx_workers(lab2)
     runs = assert_module_four_step(MODULE, args(lab2, content, backup=True), hosts="lab2")
     result = runs[1].result("lab2")
     assert result["validated"] is True and result["applied"] is True
     assert site(lab2).read_text() == content
-    assert workers(lab2).isdisjoint(before), "the reload did not start new workers"
+    assert nginx_workers(lab2).isdisjoint(before), "the reload did not start new workers"
     backup = Path(result["backup_file"])
     assert "proxy_read_timeout 60s;" in backup.read_text()
     assert answers(f"http://{lab2.addr}/health") == 200
@@ -99,7 +94,7 @@ def test_check_and_diff_change_nothing(lab2: lab.Host) -> None:
 
 
 def test_an_invalid_config_is_rejected_and_the_live_file_is_untouched(lab2: lab.Host) -> None:
-    live, before = digest(site(lab2)), workers(lab2)
+    live, before = digest(site(lab2)), nginx_workers(lab2)
     bad = site(lab2).read_text().replace("proxy_read_timeout 60s;", "proxy_read_timeout sixty;")
     run = run_module(MODULE, args(lab2, bad), hosts="lab2")
     result = run.result("lab2")
@@ -107,7 +102,7 @@ def test_an_invalid_config_is_rejected_and_the_live_file_is_untouched(lab2: lab.
     assert result["msg"].startswith(f"nginx -t rejected the new {site(lab2)}, left as it was: ")
     assert '"proxy_read_timeout" directive invalid value in /etc/nginx/stackops/conf.d/app.conf' in result["msg"]
     assert digest(site(lab2)) == live
-    assert workers(lab2) == before, "nginx was reloaded for a rejected config"
+    assert nginx_workers(lab2) == before, "nginx was reloaded for a rejected config"
     assert not list(site(lab2).parent.parent.glob(".stackops-validate-*"))
 
 
@@ -117,7 +112,7 @@ def test_a_config_that_cannot_bind_is_detected_and_rolled_back(lab2: lab.Host) -
     conflict = live.decode().replace(
         f"listen {lab2.addr}:80 default_server;", f"listen {lab2.addr}:80 default_server;\n    listen {lab2.addr}:6379;"
     )
-    before = workers(lab2)
+    before = nginx_workers(lab2)
     run = run_module(MODULE, args(lab2, conflict), hosts="lab2")
     result = run.result("lab2")
     assert "lab2" in run.failed_hosts()
@@ -125,7 +120,7 @@ def test_a_config_that_cannot_bind_is_detected_and_rolled_back(lab2: lab.Host) -
     assert f"bind() to {lab2.addr}:6379 failed (98: Address already in use)" in result["msg"]
     assert "The previous files are back and nginx was reloaded with them." in result["msg"]
     assert site(lab2).read_bytes() == live
-    assert workers(lab2).isdisjoint(before), "the rollback reload did not start new workers"
+    assert nginx_workers(lab2).isdisjoint(before), "the rollback reload did not start new workers"
     assert answers(f"http://{lab2.addr}/health") == 200
 
 
@@ -148,20 +143,6 @@ def test_bad_input_is_refused_and_nothing_changes(lab2: lab.Host, extra: dict, e
     assert not Path("/tmp/app.conf").exists()
 
 
-def request(
-    method: str, url: str, source: str | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    parts = urllib.parse.urlsplit(url)
-    bind = (source, 0) if source else None
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=5, source_address=bind)
-    try:
-        conn.request(method, parts.path or "/", body=b"x=1" if method == "POST" else None, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def clean_maintenance(lab2: lab.Host) -> Iterator[Path]:
     """lab2 without the maintenance snippets before and after the test (and nginx reloaded without them)."""
@@ -170,7 +151,7 @@ def clean_maintenance(lab2: lab.Host) -> Iterator[Path]:
     def clear() -> None:
         if folder.exists():
             shutil.rmtree(folder)
-            lab.compose(lab2, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+            reload_nginx(lab2)
 
     clear()
     yield folder
@@ -226,7 +207,7 @@ def test_maintenance_answers_503_to_every_method_with_headers_and_exemptions(
 
 def test_maintenance_flips_without_a_reload_and_off_is_idempotent(lab2: lab.Host, clean_maintenance: Path) -> None:
     run_module(MODULE, maintenance(lab2, "on"), hosts="lab2").assert_ok()
-    before = workers(lab2)
+    before = nginx_workers(lab2)
     runs = assert_module_four_step(MODULE, maintenance(lab2, "off"), hosts="lab2")
     result = runs[1].result("lab2")
     assert result["maintenance"] == "off" and not (clean_maintenance / "on").exists()
@@ -237,7 +218,7 @@ def test_maintenance_flips_without_a_reload_and_off_is_idempotent(lab2: lab.Host
     result = run_module(MODULE, maintenance(lab2, True), hosts="lab2").result("lab2")
     assert result["changed"] is True and result["maintenance"] == "on"
     assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 503
-    assert workers(lab2) == before, "flipping maintenance reloaded nginx"
+    assert nginx_workers(lab2) == before, "flipping maintenance reloaded nginx"
 
 
 def test_maintenance_refuses_snippets_nginx_does_not_include(lab2: lab.Host, clean_maintenance: Path) -> None:
@@ -332,24 +313,14 @@ def test_websocket_snippets_make_the_upgrade_pass_through(lab2: lab.Host) -> Non
     finally:
         if folder.exists():
             shutil.rmtree(folder)
-            lab.compose(lab2, "exec", "-T", "nginx", "nginx", "-c", "/etc/nginx/stackops/nginx.conf", "-s", "reload")
+            reload_nginx(lab2)
 
 
-CONF = "/etc/nginx/stackops/nginx.conf"
 CAUSES = (
     "Likely causes: nginx's worker user cannot read the flag {flag} (every directory above it must be searchable by "
     "that user, for example www-data); the server block answering that address does not include the maintenance "
     "server snippet; another server block answers that address"
 )
-
-
-def reload(host: lab.Host) -> None:
-    """Reload lab2's nginx and wait for its new workers (the signal returns before they answer)."""
-    before = workers(host)
-    lab.compose(host, "exec", "-T", "nginx", "nginx", "-c", CONF, "-s", "reload")
-    deadline = time.monotonic() + 10
-    while not workers(host).isdisjoint(before) and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -359,12 +330,12 @@ def extra_server(lab2: lab.Host, clean_maintenance: Path) -> Iterator[t.Callable
 
     def add(text: str) -> None:
         other.write_text(text)
-        reload(lab2)
+        reload_nginx(lab2)
 
     yield add
     if other.exists():
         other.unlink()
-        reload(lab2)
+        reload_nginx(lab2)
 
 
 def unproven_switch_changes_nothing(host: lab.Host, args: dict, *observed: str) -> str:

@@ -5,7 +5,6 @@ through the pid file; maintenance proven from nginx's side, and undone when ngin
 from __future__ import annotations
 
 import hashlib
-import http.client
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.playbook import assert_module_four_step, run_module
+from harness.web import request
 
 pytestmark = pytest.mark.lab_hosts("lab1")
 
@@ -83,13 +83,8 @@ def answer() -> bytes:
 
 def visitor() -> tuple[int, str | None, bytes]:
     """What a client that is not let through gets: status, Retry-After, body."""
-    conn = http.client.HTTPConnection(ADDR, 18080, timeout=5, source_address=("127.0.2.20", 0))
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        return response.status, response.getheader("Retry-After"), response.read()
-    finally:
-        conn.close()
+    status, headers, body = request("GET", f"http://{ADDR}:18080/", source="127.0.2.20")
+    return status, headers.get("retry-after"), body
 
 
 def maintenance(root: Path, state: str) -> dict:
