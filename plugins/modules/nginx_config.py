@@ -754,6 +754,11 @@ def prove(
         if on
         else f"the flag {flag.path} is still seen, or the site itself answers with the maintenance page"
     )
+    if any("error" in answer for answer in answers):
+        causes += (
+            "; an address nginx listens on is not reachable from this host as it is (a container's port published "
+            "under another number): give maintenance_probe_urls"
+        )
     raise NginxError(
         f"nginx does not answer with maintenance {state} within {params['maintenance_probe_timeout']} s, asked "
         f"with the {PROBE_HEADER} header: {'; '.join(problems)}. {undone} Likely causes: {causes}.",

@@ -341,7 +341,9 @@ def extra_server(lab2: lab.Host, clean_maintenance: Path) -> Iterator[t.Callable
 def unproven_switch_changes_nothing(host: lab.Host, args: dict, *observed: str) -> str:
     """maintenance on fails to be proven: the message says what nginx answered, the flag is gone again, and the
     site answers exactly as before (a real request from a visitor's address, and the lab's snapshot)."""
-    run_module(MODULE, {**args, "maintenance": "off"}, hosts="lab2").assert_ok()  # snippets in place, proven off
+    # The snippets in place, proven off where nginx listens (the snippets do not depend on where it is asked).
+    setup = {key: value for key, value in args.items() if key != "maintenance_probe_urls"}
+    run_module(MODULE, {**setup, "maintenance": "off"}, hosts="lab2").assert_ok()
     flag = Path(args.get("maintenance_flag") or host.dir / "nginx" / "maintenance" / "on")
     visitor = request("GET", f"http://{host.addr}/api/customers/1")
     before = snapshot(host)
@@ -423,3 +425,20 @@ def test_check_mode_says_maintenance_would_switch_and_switches_nothing(lab2: lab
     assert "maintenance_probe" not in result and "maintenance_switched_at" not in result
     assert diff(before, snapshot(lab2)) == []
     assert request("GET", f"http://{lab2.addr}/api/customers/1")[0] == 200
+
+
+def test_maintenance_is_proven_where_the_user_names_the_site(lab2: lab.Host, clean_maintenance: Path) -> None:
+    named = maintenance(lab2, "on", maintenance_probe_urls=[f"https://{lab2.addr}/api/customers/1"])
+    result = run_module(MODULE, named, hosts="lab2").result("lab2")
+    assert [(a["url"], a["status"], a["maintenance_page"]) for a in result["maintenance_probe"]] == [
+        (f"https://{lab2.addr}:443/api/customers/1", 503, True),
+        (f"https://{lab2.addr}:443/health", 200, False),
+    ]
+    run_module(MODULE, {**named, "maintenance": "off"}, hosts="lab2").assert_ok()
+    # A port nginx does not listen on (as a container's port published under another number would be).
+    message = unproven_switch_changes_nothing(
+        lab2,
+        maintenance(lab2, "on", maintenance_probe_urls=[f"http://{lab2.addr}:18999/"]),
+        f"http://{lab2.addr}:18999/ (Host {lab2.addr}) could not be asked: [Errno 111] Connection refused",
+    )
+    assert message.endswith("(a container's port published under another number): give maintenance_probe_urls.")
