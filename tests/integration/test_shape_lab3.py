@@ -20,8 +20,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
+from integration.test_backup_restore_playbooks import started_at
+from integration.test_deploy_rollback import FAST as LAB2_FAST
 from integration.test_deploy_rollback import record, releases, surge_containers
 from integration.test_maintenance_window import status_from_outside, webhook
+from integration.test_recover_service import ready
 from psycopg2 import sql
 
 import lab
@@ -54,11 +57,8 @@ COLLECT_DIAGNOSTICS = "stackops.runbooks.collect_diagnostics"
 # A tag of the backend's own image: a deploy to it recreates the service (its image reference changes) and adds
 # no image to the Docker engine that other modules share.
 V2 = "stackops-lab:lab3-shape-v2"
-FAST = {
-    "deploy_drain_seconds": 0,
-    "deploy_wait_timeout": 60,
-    "deploy_surge_override": {"healthcheck": {"interval": "1s"}},
-}
+# lab2's quick deploy settings, without the scratch database they name on lab2.
+FAST = {name: value for name, value in LAB2_FAST.items() if name != "stackops_pg_db"}
 
 
 def backups(name: str) -> dict[str, str]:
@@ -70,24 +70,6 @@ def backend_image(host: lab.Host) -> str:
     return subprocess.check_output(
         ["docker", "inspect", "--format", "{{.Config.Image}}", f"{host.project}-backend-1"], text=True
     ).strip()
-
-
-def started_at(host: lab.Host, service: str) -> str:
-    return subprocess.check_output(
-        ["docker", "inspect", "--format", "{{.State.StartedAt}} {{.State.Running}}", f"{host.project}-{service}-1"],
-        text=True,
-    ).strip()
-
-
-def ready(host: lab.Host) -> int:
-    """The backend's readiness through nginx (it checks sovd_db and Redis)."""
-    proc = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{host.addr}/health/ready"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return int(proc.stdout or 0)
 
 
 @pytest.fixture(scope="module")
