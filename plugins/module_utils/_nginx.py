@@ -588,14 +588,15 @@ class ProbeConnection(http.client.HTTPSConnection):
     """A connection to one address that names the site `host` (Host header and TLS SNI), like curl --resolve."""
 
     def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=tls_context(False, None))
+        self.tls = tls_context(False, None)
+        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
         self.target = target
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self.target.address, self.target.port), self.timeout)
         if self.target.scheme == "https":
             server_name = None if self.target.host == self.target.address else self.target.host
-            self.sock = self._context.wrap_socket(self.sock, server_hostname=server_name)
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=server_name)
 
 
 def probe(target: Target, path: str, token: str, timeout: float) -> dict[str, t.Any]:
