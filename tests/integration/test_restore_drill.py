@@ -105,7 +105,7 @@ def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, repo
         for name, r in by_host(document).items()
     }
     assert query(hosts["drill1"], "postgres", "SHOW server_version")[0][0].startswith("17.")
-    assert {name: str(m["server_version"]).split(".")[0] for name, m in manifests.items()} == {
+    assert {name: str(m["server_version"]).split(".", maxsplit=1)[0] for name, m in manifests.items()} == {
         "lab1": "15",
         "lab2": "15",
         "lab3": "17",
