@@ -19,15 +19,7 @@ from harness.scratch import ScratchProject, new_project
 
 
 class LaneScheduling(LoadScopeScheduling):
-    """xdist's scope scheduling with an integration module's lane as its scope; other test files are their own.
-
-    Scopes are handed out in collection order (see pytest_collection_modifyitems), not by their number of tests: a
-    lane of few long playbook tests (lab3's) handed out last would run alone at the end.
-    """
-
-    def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
-        config.option.loadscopereorder = False
-        super().__init__(config, log)
+    """xdist's scope scheduling with an integration module's lane as its scope; other test files are their own."""
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
@@ -57,21 +49,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f'"{lanes.ENGINE}" or "{lanes.ALL}": pytestmark = pytest.mark.lab_hosts("lab1") (got {declared!r})'
             )
         item.add_marker(pytest.mark.lab)
-    items.sort(key=lambda item: _work_order(item, fleet))
-
-
-# The order scopes are handed out in, longest work first: lab1's and lab2's lanes (about 12 min each), the unit tests
-# (seconds: xdist gives each worker a second scope ahead, and these keep the next long one for whichever worker
-# finishes its lane first), lab3's lane (about 7 min), then the modules that hold several stack hosts at once.
-WORK_ORDER = {"lane-lab1": 0, "lane-lab2": 0, "unit": 1, "lane-lab3": 2}
-
-
-def _work_order(item: pytest.Item, fleet: dict) -> int:
-    if item.path.parent != Path(__file__).parent:
-        return WORK_ORDER["unit"]
-    module = item.getparent(pytest.Module)
-    marker = module.get_closest_marker("lab_hosts") if module else None
-    return WORK_ORDER.get(lanes.lane(marker.args if marker else (), fleet, item.path.stem), len(WORK_ORDER))
 
 
 @pytest.fixture(scope="module", autouse=True)
