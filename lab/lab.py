@@ -427,10 +427,11 @@ def ensure_project(host: Host, image: str, report: Report) -> None:
     env = host.dir / ".env"
     fresh = not env.exists()
     data_version = host.dir / "data" / "postgres" / "PG_VERSION"
-    if data_version.exists() and data_version.read_text().strip() != PG_MAJOR[host.debian]:
+    major = data_version.read_text().strip() if data_version.exists() else PG_MAJOR[host.debian]
+    if major != PG_MAJOR[host.debian]:
         # PostgreSQL 17 cannot start on a PostgreSQL 15 data directory: a host moved to another release starts anew.
         drop_project(host)
-        report.changed(f"{host.name}: removed its PostgreSQL {data_version.read_text().strip()} data ({host.debian})")
+        report.changed(f"{host.name}: removed its PostgreSQL {major} data ({host.debian})")
     if fresh:
         # New credentials mean old data cannot be used: drop anything a previous lab left for this host.
         drop_project(host)
