@@ -60,6 +60,7 @@ def lab1(hosts: dict) -> lab.Host:
     return hosts["lab1"]
 
 
+@pytest.mark.matrix
 def test_lab_endpoints_pass_with_tls_websocket_and_cors(lab1: lab.Host) -> None:
     runs = assert_module_read_only(HTTP, {"endpoints": lab_endpoints(lab1), "ca_path": ca(lab1)})
     result = runs[1].result("lab1")
@@ -182,6 +183,7 @@ def stack_args(host: lab.Host, **extra: object) -> dict:
     }
 
 
+@pytest.mark.matrix
 def test_stack_health_reads_every_part_at_once_and_never_changes(lab1: lab.Host) -> None:
     runs = assert_module_read_only(STACK, stack_args(lab1))
     result = runs[1].result("lab1")

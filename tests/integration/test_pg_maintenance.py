@@ -197,6 +197,7 @@ def test_max_connections_waits_for_a_restart_and_reset_leaves_lab1_as_found(lab1
 # --- database ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.matrix
 def test_a_missing_database_is_created_four_step(lab1: lab.Host) -> None:
     spec = {"name": NEW_DB, "owner": "app", "template": "template0", "encoding": "UTF8"}
     runs = four_step(runner(lab1, *[{"ensure_database": spec}] * 4))
