@@ -1,7 +1,7 @@
 """Every module runs at least once on the newest ansible-core inside `make test`: some integration test marked
 `matrix` (whose runs the newest's controller makes, tests/integration/conftest.py) calls it, read from the tests'
 source. A module counts when its FQCN is in a matrix test's body or in a module-level function or constant that body
-reaches. A module that only a matrix test's playbook reaches through a role does not count: a role's task can be
+reaches. A module that a matrix test's playbook only reaches through a role does not count: a role's task can be
 skipped (`when`, tags, a failed host before it) without the test noticing, while a direct call's result is what the
 test asserts on."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def strings(
 
 
 def matrix_calls(source: str) -> set[str]:
-    """The `stackops.runbooks.*` names a module's matrix-marked tests reach (modules and playbooks alike)."""
+    """The `stackops.runbooks.*` names (modules and playbooks alike) a test module's matrix-marked tests reach."""
     tree = ast.parse(source)
     constants = {
         target.id: node.value.value
@@ -69,6 +70,7 @@ def matrix_calls(source: str) -> set[str]:
     return found
 
 
+@cache
 def covered() -> set[str]:
     return set().union(*(matrix_calls(p.read_text()) for p in (REPO / "tests" / "integration").glob("test_*.py")))
 
