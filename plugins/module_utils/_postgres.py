@@ -176,17 +176,173 @@ def reset_statistics(conn: t.Any) -> bool:
 
 
 # The server keeps statement texts verbatim (pg_stat_activity, and pg_stat_statements for utility statements): a
-# literal after PASSWORD (CREATE or ALTER ROLE, user mappings) or a password= in a connection string (subscriptions,
-# dblink) would be a secret in a report. Texts cut at 200 characters may end inside the literal.
-PASSWORD_LITERAL = re.compile(r"(?i)(\bpassword\b\s*=?\s*)(?:'(?:[^']|'')*(?:'|$)|\$(\w*)\$.*?(?:\$\2\$|$))", re.DOTALL)
-PASSWORD_SETTING = re.compile(r"(?i)(\bpassword\s*=\s*)(?!['$])[^\s',)]+")
+# literal after PASSWORD (CREATE or ALTER ROLE, user mappings, UPDATE ... SET password = ...), a password in a
+# connection string or URI (subscriptions, dblink), or either inside dynamic SQL would be a secret in a report. The
+# text is read as PostgreSQL's lexer reads it, so that escape strings, Unicode strings, dollar quoting and comments
+# cannot hide a literal from the redaction. Texts cut at 200 characters may end inside a literal or a comment.
+MASK = "********"
+SQL_TOKEN = re.compile(
+    r"""(?P<space>\s+)
+    |(?P<line_comment>--[^\n]*)
+    |(?P<block_comment>/\*)
+    |(?P<dollar>\$(?P<tag>[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)
+    |(?P<escape>[eE]'(?:[^'\\]|\\.?|'')*'?)
+    |(?P<unicode>[uU]&'(?:[^']|'')*'?(?:\s*(?i:uescape)\s*'[^']')?)
+    |(?P<standard>[nNbBxX]?'(?:[^']|'')*'?)
+    |(?P<identifier>"(?:[^"]|"")*"?)
+    |(?P<word>[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*)
+    |(?P<other>.)""",
+    re.VERBOSE | re.DOTALL,
+)
+LITERALS = ("dollar", "escape", "unicode", "standard")
+# Between PASSWORD and its literal: space, comments, and = (SET password = '...'), := or => (named arguments).
+PASSWORD_GAP = ("space", "line_comment", "block_comment")
+PASSWORD_OPERATORS = {"=", ":", ">"}
+# libpq's connection strings: key = value, the value quoted with backslash escapes or unquoted up to a space.
+CONNINFO_PASSWORD = re.compile(
+    r"(?i)(?<![\w?&])((?:ssl)?password\s*=\s*)(?:'((?:[^'\\]|\\.)*)(?:'|$)|(?:\\.|[^\s'\\])(?:\\.|[^\s\\])*)"
+)
+# URIs: the password of the user info (libpq ends the user info at the last @ before the path), and a parameter.
+URI_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/]*@")
+URI_PASSWORD = re.compile(r"(?i)([?&](?:ssl)?password=)[^&\s#]*")
+ESCAPE_BODY = re.compile(r"((?:[^'\\]|\\.?|'')*)('?)", re.DOTALL)
+QUOTED_BODY = re.compile(r"((?:[^']|'')*)('?)", re.DOTALL)
+E_ESCAPE = re.compile(r"''|\\([0-7]{1,3}|x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.?)", re.DOTALL)
+# Dynamic SQL nests a statement in a literal; past this many levels a literal is masked whole.
+MAX_DEPTH = 8
+ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def sql_tokens(text: str) -> Iterator[tuple[str, str]]:
+    """(kind, raw text) of each token, as PostgreSQL's lexer splits a statement; nested block comments and dollar
+    quotes are whole tokens, and a token cut short by the end of the text runs to the end."""
+    pos = 0
+    while pos < len(text):
+        match = SQL_TOKEN.match(text, pos)
+        if match is None or match.lastgroup is None:  # cannot happen: `other` matches any character
+            raise AssertionError(f"no SQL token at {pos}")
+        kind, end = match.lastgroup, match.end()
+        if kind == "block_comment":
+            depth = 1
+            while depth and end < len(text):
+                pair = text[end : end + 2]
+                depth += 1 if pair == "/*" else -1 if pair == "*/" else 0
+                end += 2 if pair in ("/*", "*/") else 1
+        elif kind == "dollar":
+            close = text.find(match.group("dollar"), end)
+            end = len(text) if close < 0 else close + len(match.group("dollar"))
+        yield kind, text[pos:end]
+        pos = end
+
+
+def code_point(digits: str, base: int) -> str:
+    number = int(digits, base)
+    return chr(number) if number <= 0x10FFFF else "\ufffd"  # the server refuses it; the text is still shown
+
+
+def unescape(found: re.Match[str]) -> str:
+    """One escape of an E'...' string: a doubled quote, or a backslash escape."""
+    escape = found.group(1)
+    if escape is None:
+        return "'"
+    if escape[:1] in tuple("01234567"):
+        return code_point(escape, 8)
+    if escape[:1] in ("x", "u", "U") and len(escape) > 1:
+        return code_point(escape[1:], 16)
+    return ESCAPES.get(escape, escape)
+
+
+def unicode_unescape(body: str, escape_char: str) -> str:
+    """The value of a U&'...' string's body."""
+    esc = re.escape(escape_char)
+
+    def one(found: re.Match[str]) -> str:
+        if found.group(0) == "''":
+            return "'"
+        digits = found.group(1) or found.group(2)
+        return code_point(digits, 16) if digits else escape_char
+
+    return re.sub(rf"''|{esc}(?:\+([0-9A-Fa-f]{{6}})|([0-9A-Fa-f]{{4}})|{esc})", one, body)
+
+
+def literal_value(kind: str, raw: str) -> tuple[str, str]:
+    """The value of a literal token, and the text that closes it ("" when the text was cut inside it)."""
+    if kind == "dollar":
+        tag = raw[: raw.index("$", 1) + 1]
+        closed = len(raw) >= 2 * len(tag) and raw.endswith(tag)
+        return raw[len(tag) : len(raw) - len(tag) if closed else None], tag if closed else ""
+    escape_char = "\\"
+    uescape = re.search(r"(?i)'\s*uescape\s*'(.)'$", raw) if kind == "unicode" else None
+    if uescape:
+        escape_char, raw = uescape.group(1), raw[: uescape.start() + 1]
+    parts = (ESCAPE_BODY if kind == "escape" else QUOTED_BODY).fullmatch(raw, raw.index("'") + 1)
+    if parts is None:  # cannot happen: the token matched the same expression
+        raise AssertionError(f"not a literal: {kind}")
+    body, close = parts.group(1), parts.group(2)
+    if kind == "escape":
+        return E_ESCAPE.sub(unescape, body), close
+    if kind == "unicode":
+        return unicode_unescape(body, escape_char), close
+    return body.replace("''", "'"), close
+
+
+def mask_conninfo(found: re.Match[str]) -> str:
+    return found.group(1) + (MASK if found.group(2) is None else f"'{MASK}'")
+
+
+def redact_connection_strings(text: str) -> str:
+    """The passwords of libpq connection strings and of URIs in text masked."""
+    return URI_PASSWORD.sub(rf"\1{MASK}", URI_USERINFO.sub(rf"\1{MASK}@", CONNINFO_PASSWORD.sub(mask_conninfo, text)))
+
+
+def redact_literal(kind: str, raw: str, depth: int) -> str:
+    """The literal as written, or, when its value held a password (in a connection string, or in a statement of
+    dynamic SQL), rewritten with the password masked."""
+    if depth >= MAX_DEPTH:
+        return f"'{MASK}'"  # literals in literals this deep are no statement to read, and could hide anything
+    value, close = literal_value(kind, raw)
+    masked = redact_tokens(redact_connection_strings(value), depth + 1)
+    if masked == value:
+        return raw
+    if kind == "dollar":
+        return f"{raw[: raw.index('$', 1) + 1]}{masked}{close}"
+    # Written back in the literal's own kind (E'...' with backslash escapes), U&'...' without its UESCAPE.
+    if kind in ("escape", "unicode"):
+        masked = masked.replace("\\", "\\\\")
+    prefix, quoted = raw[: raw.index("'")], masked.replace("'", "''")
+    return f"{prefix}'{quoted}{close}"
+
+
+def redact_token(kind: str, raw: str, depth: int) -> str:
+    if kind in LITERALS:
+        return redact_literal(kind, raw, depth)
+    if kind in ("line_comment", "block_comment"):
+        return redact_connection_strings(raw)
+    return raw
+
+
+def redact_tokens(text: str, depth: int) -> str:
+    out: list[str] = []
+    after_password = False
+    for kind, raw in sql_tokens(text):
+        if after_password and kind in LITERALS:
+            out.append(f"'{MASK}'")
+            after_password = False
+            continue
+        out.append(redact_token(kind, raw, depth))
+        if kind in ("word", "identifier"):
+            after_password = raw.lower() == "password" or raw == '"password"'
+        elif not (kind in PASSWORD_GAP or raw in PASSWORD_OPERATORS):
+            after_password = False
+    return "".join(out)
 
 
 def redact_sql(text: str | None) -> str | None:
-    """A statement text with every password literal replaced by ********."""
+    """A statement text with every password literal replaced by '********', and the passwords of connection strings
+    and URIs in its literals and comments by ********."""
     if not text:
         return text
-    return PASSWORD_SETTING.sub(r"\1********", PASSWORD_LITERAL.sub(r"\1'********'", text))
+    return redact_tokens(text, 0)
 
 
 def redacted(found: list[dict[str, t.Any]], key: str = "query") -> list[dict[str, t.Any]]:
