@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lab
-from harness.snapshot import project_containers
+from harness.snapshot import Watched, forget, project_containers, watch
 
 # A long-running service that stops at once on SIGTERM and reports healthy once it has started.
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/ready; while :; do sleep 0.2; done"]
@@ -87,10 +87,13 @@ class ScratchProject:
 
     def remove(self) -> None:
         self.compose("--profile", "oneshot", "--profile", "broken", "down", "--volumes", "--timeout", "0")
+        forget(Watched(projects={self.name}))
 
 
 def new_project(root: Path) -> ScratchProject:
     name = f"scratch-{uuid.uuid4().hex[:8]}"
     project = ScratchProject(root / name, name)
+    # Every snapshot of this process reads its containers until it is removed: a check run must not start them.
+    watch(Watched(projects={name}))
     project.write()
     return project

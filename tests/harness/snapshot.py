@@ -22,11 +22,15 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
+import stat
 import subprocess
 import time
 import typing as t
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -193,45 +197,146 @@ def redis_state(host: lab.Host) -> dict[str, t.Any]:
         r.close()
 
 
-def tree(path: Path) -> dict[str, str] | str | None:
-    """sha256 of a file, of each file under a directory (by relative path), or None when nothing is there."""
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    if not path.is_dir():
+# A file's content digest is read again only when its inode, size, mtime or ctime moved: the kernel sets ctime on
+# every write and metadata change and no system call sets it back (utime sets mtime and moves ctime itself), so an
+# unchanged key is unchanged content. Backups and bundles are hashed once, not at each of the suite's snapshots.
+_digests: dict[Path, tuple[tuple[int, ...], str]] = {}
+
+
+def _digest(path: Path, info: os.stat_result) -> str:
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    known = _digests.get(path)
+    if known is None or known[0] != key:
+        with path.open("rb") as handle:
+            known = (key, hashlib.file_digest(handle, "sha256").hexdigest())
+        _digests[path] = known
+    return known[1]
+
+
+def entry(path: Path) -> str | None:
+    """One file system entry: a file's sha256, a directory, a link's target or another kind, each with its mode
+    and owner; None when nothing is there."""
+    try:
+        info = path.lstat()
+        mode = info.st_mode
+        owner = f"{stat.S_IMODE(mode):o} {info.st_uid}:{info.st_gid}"
+        if stat.S_ISREG(mode):
+            return f"{_digest(path, info)} {owner}"
+        if stat.S_ISLNK(mode):
+            return f"link {os.readlink(path)}"
+        return f"{'dir' if stat.S_ISDIR(mode) else 'special'} {owner}"
+    except FileNotFoundError:
         return None
-    found = {}
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
+
+
+def tree(path: Path, skip: Collection[str] = ()) -> dict[str, str | None] | str | None:
+    """A file's entry, every entry under a directory by relative path (the directory itself as "."), or None when
+    nothing is there. `skip` names top-level subdirectories left out."""
+    top = entry(path)
+    if top is None or not top.startswith("dir "):
+        return top
+    found: dict[str, str | None] = {".": top}
+    for folder, dirs, files in os.walk(path):
+        if folder == str(path):
+            dirs[:] = [name for name in dirs if name not in skip]
+        for name in sorted([*dirs, *files]):
             file = Path(folder) / name
-            key = str(file.relative_to(path))
-            found[key] = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else "(not a file)"
+            found[str(file.relative_to(path))] = entry(file)
     return found
+
+
+# Where a host's playbooks write outside its project directory: shared directories, and the globs ({host}: its
+# name) of the entries that are that host's. The lab inventory's paths (inventories/lab/group_vars/all.yml) and the
+# roles' defaults where the inventory sets none.
+OUTPUTS = (
+    (lab.ROOT / "backups", ("{host}", "{host}-*")),  # stackops_backup_dest, stackops_redis_snapshot_dest
+    (lab.ROOT / "backup-copies", ("{host}", "{host}-*")),  # the tests' backup_copy_dir
+    (Path("/var/backups/stackops/copies"), ("{host}",)),  # backup_copy_host_dir
+    (lab.ROOT / "archives", ("{host}-*",)),  # routine_monthly_archive_dir
+    (lab.ROOT / "logs", ("{host}-*",)),  # routine_monthly_log_dir
+    (lab.ROOT / "reports" / "routine", ("*/{host}.json",)),  # routine_report_dir/<period>/
+    (Path("/var/tmp/stackops-health"), ("health-{host}.json",)),  # health_check_report_dir
+    (Path("/var/tmp/stackops-incidents"), ("{host}-*",)),  # collect_diagnostics_dir, recover_service_incident_dir
+    (Path("/var/tmp/stackops-incidents-fetched"), ("{host}-*",)),  # collect_diagnostics_fetch_dir
+)
+# A drill's evidence and work folders are named for the run or for the stack host drilled, but every drill runs on
+# the drill host, and a test module that runs one declares it: they are the drill host's.
+DRILL_OUTPUTS = (lab.ROOT / "reports" / "restore-drill", Path("/var/tmp/stackops-restore-drill"))
+# What changes in the project directory by itself: PostgreSQL's and Redis's data (read as databases instead).
+VOLATILE = ("data",)
+
+
+def outputs(host: lab.Host) -> dict[str, t.Any]:
+    """Every entry of the shared output directories that is the host's, by its path (without the leading /)."""
+    paths = [found for folder, globs in OUTPUTS for glob in globs for found in folder.glob(glob.format(host=host.name))]
+    if host.group == "drill":
+        paths += DRILL_OUTPUTS
+    return {str(path).lstrip("/"): tree(path) for path in sorted(set(paths))}
+
+
+@dataclass
+class Watched:
+    """What this process's tests made beside the lab hosts, for every snapshot to read: extra paths, compose
+    projects by name, pid files of nginx masters on the host."""
+
+    files: set[Path] = field(default_factory=set)
+    projects: set[str] = field(default_factory=set)
+    nginx_pids: set[Path] = field(default_factory=set)
+
+
+WATCHED = Watched()
+
+
+def watch(extra: Watched) -> None:
+    WATCHED.files |= extra.files
+    WATCHED.projects |= extra.projects
+    WATCHED.nginx_pids |= extra.nginx_pids
+
+
+def forget(extra: Watched) -> None:
+    WATCHED.files -= extra.files
+    WATCHED.projects -= extra.projects
+    WATCHED.nginx_pids -= extra.nginx_pids
+
+
+@contextmanager
+def watching(
+    *, files: Iterable[Path] = (), projects: Iterable[str] = (), nginx_pids: Iterable[Path] = ()
+) -> Iterator[None]:
+    """Every snapshot of this process also reads these while the block runs."""
+    extra = Watched(set(files), set(projects), set(nginx_pids))
+    watch(extra)
+    try:
+        yield
+    finally:
+        forget(extra)
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _inspect(ids: Sequence[str]) -> list[dict[str, t.Any]]:
+    return t.cast("list[dict[str, t.Any]]", json.loads(_docker("inspect", *ids))) if ids else []
 
 
 def project_containers(project: str) -> list[dict[str, t.Any]]:
     """`docker inspect` of every container of a compose project, running or not (plain docker, not the modules)."""
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    if not ids:
-        return []
-    out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
-    return t.cast("list[dict[str, t.Any]]", json.loads(out))
+    return _inspect(
+        _docker("ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}").split()
+    )
 
 
 def children(pid: int) -> list[int]:
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+    for item in Path("/proc").iterdir():
+        if item.name.isdigit():
             try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = (item / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(stat[1]) == pid:
-                found.append(int(entry.name))
+            if int(fields[1]) == pid:
+                found.append(int(item.name))
     return sorted(found)
 
 
@@ -248,43 +353,117 @@ def settled(pid: int) -> list[int]:
     return seen
 
 
-def docker_state(host: lab.Host) -> dict[str, t.Any]:
-    containers, canaries, workers = {}, sorted(str(p) for p in Path("/tmp").glob(CANARY)), []
-    for item in project_containers(host.project):
-        service = item["Config"]["Labels"].get("com.docker.compose.service", item["Name"])
-        state = item["State"]
-        containers[item["Name"].lstrip("/")] = {
-            "service": service,
-            "id": item["Id"],
-            "status": state["Status"],
-            "started_at": state["StartedAt"],
-            "restarts": item["RestartCount"],
-        }
+def host_nginx(pidfile: Path) -> dict[str, t.Any]:
+    """An nginx on the host, by its pid file: the master's pid and its settled workers."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return {"master": None}
+    return {"master": pid, "workers": settled(pid)}
+
+
+def _container(item: dict[str, t.Any]) -> dict[str, t.Any]:
+    state = item["State"]
+    return {
+        "service": item["Config"]["Labels"].get("com.docker.compose.service", item["Name"]),
+        "id": item["Id"],
+        "image": item["Image"],
+        "status": state["Status"],
+        "started_at": state["StartedAt"],
+        "restarts": item["RestartCount"],
+    }
+
+
+def _reference(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def images(host: lab.Host, containers: Iterable[dict[str, t.Any]]) -> dict[str, str | None]:
+    """The image id (None: no such image) under every reference the host's containers were made from, that its
+    project's .env names (`*IMAGE=`: a deploy sets APP_IMAGE) or that names the host (what tests build or tag for
+    it, like stackops-lab:lab3-shape-v2). The engine is every lane's: other references are left out."""
+    tagged = {}
+    for line in _docker("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}}\t{{.ID}}").splitlines():
+        reference, _tab, image = line.partition("\t")
+        if "<none>" not in reference:
+            tagged[reference] = image
+    env = host.dir / ".env"
+    pairs = [line.partition("=") for line in (env.read_text().splitlines() if env.exists() else [])]
+    named = re.compile(rf"(?<![a-z0-9]){re.escape(host.name)}(?![a-z0-9])")
+    wanted = {
+        *(_reference(c["Config"]["Image"]) for c in containers if not c["Config"]["Image"].startswith("sha256:")),
+        *(_reference(value.strip()) for key, _eq, value in pairs if key.strip().endswith("IMAGE") and value.strip()),
+        *(reference for reference in tagged if named.search(reference)),
+    }
+    return {reference: tagged.get(reference) for reference in sorted(wanted)}
+
+
+def docker_state(host: lab.Host, projects: Collection[str]) -> dict[str, t.Any]:
+    """The host's compose containers; those of the named projects and of any other project made from the host's
+    directory; the images they use or that name the host; canary files; the nginx container's workers."""
+    listed = _docker(
+        "ps", "-a", "--no-trunc", "--filter", "label=com.docker.compose.project", "--format",
+        '{{.ID}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.project.working_dir"}}',
+    )  # fmt: skip
+    ids = []
+    for line in listed.splitlines():
+        container, project, folder = [*line.split("\t"), "", ""][:3]
+        if project == host.project or project in projects or Path(folder or "/").is_relative_to(host.dir):
+            ids.append(container)
+    found = _inspect(ids)
+    containers: dict[str, t.Any] = {}
+    others: dict[str, dict[str, t.Any]] = {name: {} for name in projects}
+    canaries, workers = sorted(str(p) for p in Path("/tmp").glob(CANARY)), []
+    for item in found:
+        name, project = item["Name"].lstrip("/"), item["Config"]["Labels"]["com.docker.compose.project"]
+        record = (containers if project == host.project else others.setdefault(project, {}))[name] = _container(item)
         upper = (item.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
         if upper:
-            canaries += sorted(f"{item['Name'].lstrip('/')}:/tmp/{p.name}" for p in (Path(upper) / "tmp").glob(CANARY))
-        if service == host.shape.nginx and state.get("Pid"):
+            canaries += sorted(f"{name}:/tmp/{p.name}" for p in (Path(upper) / "tmp").glob(CANARY))
+        if project == host.project and record["service"] == host.shape.nginx and item["State"].get("Pid"):
             # nginx's master is the container's first process; a reload gives it new worker children.
-            workers = settled(int(state["Pid"]))
-    return {"containers": containers, "canaries": canaries, "nginx_workers": workers}
+            workers = settled(int(item["State"]["Pid"]))
+    return {
+        "containers": containers,
+        "projects": others,
+        "images": images(host, found),
+        "canaries": canaries,
+        "nginx_workers": workers,
+    }
 
 
-def snapshot(host: lab.Host | str, *, files: Sequence[Path] = ()) -> Snapshot:
-    """The state of a lab host's PostgreSQL, Redis, nginx files and workers, containers, canary files and any extra
-    paths, each read independently (the parts side by side)."""
+def snapshot(
+    host: lab.Host | str,
+    *,
+    files: Sequence[Path] = (),
+    projects: Sequence[str] = (),
+    nginx_pids: Sequence[Path] = (),
+) -> Snapshot:
+    """The state of a lab host (the module's docstring lists every part) with any extra paths, compose projects and
+    host nginx pid files, these and what is watched, each part read independently (side by side)."""
     host = _host(host)
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    paths = sorted({*files, *WATCHED.files})
+    pidfiles = sorted({*nginx_pids, *WATCHED.nginx_pids})
+    with ThreadPoolExecutor(max_workers=4) as pool:
         pg_part = pool.submit(postgres, host)
         redis_part = pool.submit(redis_state, host)
-        docker_part = pool.submit(docker_state, host)
+        docker_part = pool.submit(docker_state, host, {*projects, *WATCHED.projects})
+        nginx_part = pool.submit(lambda: {str(pidfile): host_nginx(pidfile) for pidfile in pidfiles})
         nginx_files = tree(host.dir / "nginx")
-        extra = {str(path): tree(path) for path in files}
+        project_files = tree(host.dir, skip={*VOLATILE, "nginx"})
+        output_files = outputs(host)
+        extra = {str(path): tree(path) for path in paths}
         docker = docker_part.result()
         return {
             "postgres": pg_part.result(),
             "redis": redis_part.result(),
             "nginx": {"files": nginx_files, "workers": docker["nginx_workers"]},
+            "project": project_files,
+            "outputs": output_files,
             "containers": docker["containers"],
+            "projects": docker["projects"],
+            "images": docker["images"],
+            "host_nginx": nginx_part.result(),
             "canaries": docker["canaries"],
             "files": extra,
         }

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.playbook import assert_module_four_step, run_module
+from harness.snapshot import watching
 from harness.web import request
 
 pytestmark = pytest.mark.lab_hosts("lab1")
@@ -36,7 +37,9 @@ def start_nginx(root: Path) -> Iterator[Path]:
     )
     (root / "conf.d" / "site.conf").write_text(site("v1", f"    include {root}/maintenance/server*.conf;\n"))
     subprocess.run(["nginx", "-c", str(root / "nginx.conf")], check=True, capture_output=True)
-    yield root
+    # The check runs' snapshots read its files and workers too.
+    with watching(files=[root], nginx_pids=[root / "nginx.pid"]):
+        yield root
     subprocess.run(["nginx", "-c", str(root / "nginx.conf"), "-s", "stop"], check=False, capture_output=True)
     # The signal returns at once; the master removes its pid file as it exits.
     deadline = time.monotonic() + 10
