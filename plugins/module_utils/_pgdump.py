@@ -86,28 +86,38 @@ def catalog(conn: t.Any) -> dict[str, t.Any]:
     return {"tables": counts, "objects": objects, "sequences": sequences}
 
 
-def compare(expected: dict[str, t.Any], found: dict[str, t.Any]) -> list[str]:
-    """How a restored database differs from the manifest's record of the source; empty when it does not. Without a
-    record of the objects (a plain dump's expected_of), only the tables and sequences it lists are compared."""
-    problems = []
+def differences(expected: dict[str, t.Any], found: dict[str, t.Any]) -> dict[str, list[str] | None]:
+    """How a restored database differs from the manifest's record of the source, per comparison (row_counts,
+    objects, sequences); each list is empty when it does not. Without a record of the objects (a plain dump's
+    expected_of), objects is None (not compared) and only the tables and sequences it lists are compared."""
     strict = expected["objects"] is not None
+    tables = []
     for name in sorted(set(expected["tables"]) | set(found["tables"])):
         want, got = expected["tables"].get(name), found["tables"].get(name)
         if want is None:
             if strict:
-                problems.append(f"table {name} is restored but was not in the backup")
+                tables.append(f"table {name} is restored but was not in the backup")
         elif got is None:
-            problems.append(f"table {name} ({want} rows in the backup) is missing")
+            tables.append(f"table {name} ({want} rows in the backup) is missing")
         elif want != got:
-            problems.append(f"table {name} has {got} rows, the backup had {want}")
-    for kind in sorted(set(expected["objects"] or {}) | set(found["objects"])) if strict else []:
-        want, got = expected["objects"].get(kind, 0), found["objects"].get(kind, 0)
-        if want != got:
-            problems.append(f"{got} {kind} restored, the backup had {want}")
+            tables.append(f"table {name} has {got} rows, the backup had {want}")
+    objects = None
+    if strict:
+        objects = []
+        for kind in sorted(set(expected["objects"]) | set(found["objects"])):
+            want, got = expected["objects"].get(kind, 0), found["objects"].get(kind, 0)
+            if want != got:
+                objects.append(f"{got} {kind} restored, the backup had {want}")
+    sequences = []
     for name, want in sorted(expected["sequences"].items()):
         if found["sequences"].get(name) != want:
-            problems.append(f"sequence {name} is at {found['sequences'].get(name)}, the backup had it at {want}")
-    return problems
+            sequences.append(f"sequence {name} is at {found['sequences'].get(name)}, the backup had it at {want}")
+    return {"row_counts": tables, "objects": objects, "sequences": sequences}
+
+
+def compare(expected: dict[str, t.Any], found: dict[str, t.Any]) -> list[str]:
+    """Every difference of differences(), in one list; empty when the restored database matches."""
+    return [problem for problems in differences(expected, found).values() for problem in problems or []]
 
 
 class Tools:

@@ -122,16 +122,19 @@ options:
     description:
       - Before the swap (or the drill's drop), check every B-tree index with C(bt_index_check(index, true)), which
         also proves every table row is in its indexes, and every table with C(verify_heapam) (PostgreSQL 14 and
-        later). The C(amcheck) extension is created in the restored database when missing; where it cannot be,
-        the check is reported as skipped.
+        later). The C(amcheck) extension is created in the restored database when missing. Asked for and unable to
+        run (the extension cannot be created, or its functions may not be called, as for a login that is not a
+        superuser or on a server without PostgreSQL's contrib modules), the C(amcheck) proof fails, naming the
+        cause and the fix; it is never skipped.
     type: bool
     default: false
   smoke_queries:
     description:
       - Queries run read-only in the restored database before the swap, each C({name, query, expect}). With a
         list as C(expect), the rows must equal it; with a scalar, the first column of the first row must (compared
-        as text); without C(expect), the query must only succeed. A failed query or answer fails the run before
-        the swap.
+        as text); without C(expect), the query must succeed and return at least one row (C(expect=[]) says no rows
+        is the answer). A failed query or answer fails the run before the swap. Names must differ, and C(name),
+        C(query) and C(expect) are the only keys.
     type: list
     elements: dict
     default: []
@@ -257,8 +260,12 @@ plan:
   elements: str
 proofs:
   description:
-    - Every check, in order, as C({name, passed, detail}); C(passed) is null for a skipped one. Names are
-      C(checksums), C(row_counts), C(objects), C(sequences), C(sentinel), C(amcheck) and C(smoke:<name>).
+    - Every check, in order, as C({name, passed, detail}), each one comparison; C(passed) is null for a skipped
+      one. Names are C(checksums), C(row_counts), C(objects), C(sequences), C(sentinel), C(amcheck) and
+      C(smoke:<name>).
+    - C(row_counts), C(objects) and C(sequences) each pass or fail on their own part of the comparison with the
+      manifest; C(objects) is skipped for a plain dump, which records no object counts. The only other skipped
+      check is the C(sentinel) of a backup without one, when O(require_sentinel) is false.
     - Also returned when the run fails, up to the failed check.
   returned: with O(operation=restore) or V(drill)
   type: list
@@ -319,7 +326,6 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
     Tools,
     catalog,
     client_refusal,
-    compare,
     create_database,
     database_options,
     database_refusal,
@@ -346,6 +352,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import
 from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import (
     amcheck,
     check_smoke_spec,
+    manifest_proofs,
     proof,
     sentinel,
     smoke,
@@ -602,17 +609,9 @@ class Restore:
             with conn.cursor() as cur:
                 cur.execute("ANALYZE")
                 found = catalog(conn)
-                problems = compare(manifest, found)
-                tables = f"{len(found['tables'])} tables with the backup's row counts"
-                proofs += [
-                    proof("row_counts", not problems, "; ".join(problems) if problems else tables),
-                    proof(
-                        "objects",
-                        not problems,
-                        ", ".join(f"{n} {kind}" for kind, n in sorted(found["objects"].items())),
-                    ),
-                    proof("sequences", not problems, f"{len(found['sequences'])} sequences at the backup's values"),
-                ]
+                compared = manifest_proofs(manifest, found)
+                proofs += compared
+                problems = [p["detail"] for p in compared if p["passed"] is False]
                 if problems:
                     raise BackupError(f"The restored data does not match the backup's manifest: {'; '.join(problems)}.")
                 proofs.append(sentinel(cur, manifest, self.p["require_sentinel"]))
@@ -627,10 +626,11 @@ class Restore:
             reset = self.p["operation"] == "restore" and reset_statistics(conn)
         finally:
             conn.close()
+        details = {p["name"]: p["detail"] for p in compared}
         return {
-            "tables": tables,
+            "tables": details["row_counts"],
             "objects": found["objects"],
-            "sequences": f"{len(found['sequences'])} sequences at the backup's values",
+            "sequences": details["sequences"],
             "analyze": True,
             "statistics_reset": reset,
         }, found["tables"]

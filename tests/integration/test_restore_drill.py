@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import shutil
 import socket
 import threading
@@ -19,9 +20,9 @@ import pytest
 import yaml
 
 import lab
-from harness.paths import LAB_INVENTORY, REPO
+from harness.paths import LAB_INVENTORY, REPO, lab_credentials
 from harness.pg import query
-from harness.playbook import PlaybookRun, check_run, run_playbook
+from harness.playbook import PlaybookRun, check_run, run_module, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("all")
 
@@ -251,3 +252,86 @@ def test_check_mode_is_refused_and_changes_nothing_on_any_host(reports: Path) ->
     refusal = "A restore drill does nothing in check mode"
     check_run(run_playbook, PLAYBOOK, refused=refusal, extravars={"restore_drill_report_dir": str(reports)})
     assert not reports.exists() or not any(reports.iterdir())
+
+
+def superuser(host: lab.Host) -> dict[str, str]:
+    """The module options of a lab host's PostgreSQL superuser login, the client tools in its compose service."""
+    return {
+        "login_host": host.addr,
+        "login_user": host.shape.superuser,
+        "login_password": lab_credentials(host.name)["stackops_pg_password"],
+        "compose_project_src": str(host.dir),
+    }
+
+
+@pytest.fixture
+def operator_backup(hosts: dict) -> Iterator[tuple[str, str, Path]]:
+    """A drill login that is not a superuser (LOGIN CREATEDB, as a least-privilege drill account would be) and a
+    backup, taken on drill1, of a small database it owns, without amcheck in it: (role, password, backup)."""
+    drill1 = hosts["drill1"]
+    role, password, db = "drill_operator", secrets.token_hex(16), "proofs_src"
+    dest = lab.ROOT / "proof-tests"
+    shutil.rmtree(dest, ignore_errors=True)
+    query(drill1, "postgres", f"DROP DATABASE IF EXISTS {db}")
+    query(drill1, "postgres", f"DROP ROLE IF EXISTS {role}")
+    query(drill1, "postgres", f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD %s", (password,))
+    try:
+        query(drill1, "postgres", f"CREATE DATABASE {db} OWNER {role}")
+        query(
+            drill1,
+            db,
+            f"SET ROLE {role}; CREATE TABLE customers (id int PRIMARY KEY); "
+            "INSERT INTO customers SELECT generate_series(1, 100)",
+        )
+        taken = run_module(
+            "stackops.runbooks.pg_backup", {"db": db, "dest": str(dest), **superuser(drill1)}, hosts="drill1"
+        )
+        taken.assert_ok()
+        yield role, password, Path(taken.result("drill1")["path"])
+    finally:
+        query(drill1, "postgres", f"DROP DATABASE IF EXISTS {db}")
+        query(drill1, "postgres", f"DROP ROLE IF EXISTS {role}")
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_a_drill_that_cannot_run_amcheck_or_whose_smoke_query_answers_nothing_fails(
+    hosts: dict, operator_backup: tuple[str, str, Path]
+) -> None:
+    """Two real faults in one drill on drill1 (PostgreSQL 17): amcheck asked for by a login that may not create it,
+    and a smoke query without expect that returns no rows. Neither is a pass. The same backup drilled by the
+    superuser, with expect: [], passes with amcheck run, so it is these two that failed the first drill."""
+    drill1 = hosts["drill1"]
+    role, password, src = operator_backup
+    negative = {"name": "negative_ids", "query": "SELECT id FROM customers WHERE id < 0"}
+    args = {"operation": "drill", "src": str(src), "db": "proofs_drill", "amcheck": True, **superuser(drill1)}
+    operator = {**args, "login_user": role, "login_password": password, "restore_globals": False}
+    run = run_module("stackops.runbooks.pg_restore", {**operator, "smoke_queries": [negative]}, hosts="drill1")
+    assert "drill1" in run.failed_hosts(), run.stdout[-3000:]
+    result = run.result("drill1")
+    proofs = {p["name"]: p for p in result["proofs"]}
+    everything = {"checksums": True, "row_counts": True, "objects": True, "sequences": True, "sentinel": None}
+    assert {name: p["passed"] for name, p in proofs.items()} == {
+        **everything,
+        "amcheck": False,
+        "smoke:negative_ids": False,
+    }
+    assert proofs["amcheck"]["detail"].startswith(
+        "amcheck was asked for but could not run: CREATE EXTENSION amcheck failed: permission denied to create "
+        'extension "amcheck". Log in as a superuser (login_user)'
+    ), proofs["amcheck"]
+    assert proofs["smoke:negative_ids"]["detail"].startswith("returned no rows; a smoke query without expect"), proofs
+    assert "amcheck: amcheck was asked for" in result["msg"] and "smoke:negative_ids: returned no rows" in result["msg"]
+    nothing_left(drill1)
+
+    passing = run_module(
+        "stackops.runbooks.pg_restore", {**args, "smoke_queries": [{**negative, "expect": []}]}, hosts="drill1"
+    )
+    passing.assert_ok()
+    proofs = {p["name"]: p for p in passing.result("drill1")["proofs"]}
+    assert {name: p["passed"] for name, p in proofs.items()} == {
+        **everything,
+        "amcheck": True,
+        "smoke:negative_ids": True,
+    }
+    assert proofs["amcheck"]["detail"] == "1 B-tree indexes (with heapallindexed) and 1 tables"
+    nothing_left(drill1)
