@@ -8,10 +8,38 @@
   a digest of their passwords) and what ALTER SYSTEM wrote. One connection per database.
 - redis: per database DBSIZE and a digest of every key with its value (SCAN, then DUMP in pipelined batches), and
   the configuration (CONFIG GET *, secrets left out). One connection.
-- nginx: the sha256 of every file under the host's nginx directory, and nginx's worker pids (a reload replaces them).
-- containers: each compose container's id, state, start time and restart count (`docker inspect`).
-- canaries: files named pwned* in /tmp of the host or of any of its containers (what an injected command makes).
-- files: the sha256 of every file under the extra paths a test names (None when a path does not exist).
+- nginx: every entry under the host's nginx directory, and nginx's worker pids (a reload replaces them).
+- project: every entry of the host's project directory (lab.ROOT/hosts/<host>: .env, compose.yaml and any other
+  compose or override file, releases/, app/, runtime/, ...) but data/, the PostgreSQL and Redis data that change by
+  themselves (read as databases above), and nginx/ (above).
+- outputs: the host's entries of the shared folders its playbooks write: backups/<host> and backups/<host>-* (the
+  database backups and Redis snapshots), backup-copies/<host>, /var/backups/stackops/copies/<host>,
+  archives/<host>-*, logs/<host>-*, reports/routine/*/<host>.json under lab.ROOT, and /var/tmp's
+  stackops-health/health-<host>.json, stackops-incidents/<host>-* and stackops-incidents-fetched/<host>-*. Only
+  entries named for the host: under pytest-xdist another worker runs playbooks on the hosts it holds meanwhile, and
+  writes their entries of the same folders. The drill's folders (reports/restore-drill, /var/tmp/
+  stackops-restore-drill) are named for runs, not hosts, and are the drill host's (group `drill`) whole: every
+  drill runs on it, and a test module that runs one declares it (tests/harness/lanes.py).
+- containers: each container of the host's compose project: id, image id, state, start time (a stop and start
+  changes it) and restart count (`docker inspect`).
+- projects: the same of every other compose project made from the host's directory, and of the projects a test
+  names or watches (scratch projects: tests/harness/scratch.py watches each until it is removed), by project and
+  container (a watched project with no container is empty, so one that starts shows).
+- images: the image id (None: gone) under each reference the host's and those projects' containers were made
+  from, that the project's .env names (`*IMAGE=`, as a deploy sets APP_IMAGE) or that names the host as a word
+  (what tests build or tag for it, like stackops-lab:lab3-shape-v2). The Docker engine is every host's and every
+  lane's: an image of another host or an unnamed one (what docker_prune removes) is left out.
+- host_nginx: for each watched or named pid file of an nginx on the host (tests/integration/
+  test_nginx_config_host.py), the master's pid and its workers.
+- canaries: files named pwned* in /tmp of the host or of any of those containers (what an injected command makes).
+- files: every entry under the extra paths a test names or watches (None when a path does not exist).
+
+An entry is a file's sha256, a directory, a link's target or another kind, each with its mode and owner. A file's
+digest is read again only when its inode, size, mtime or ctime moved (the kernel sets ctime on every write and no
+system call sets it back), so backups are hashed once per process, not at each of the suite's snapshots.
+`watching(files=..., projects=..., nginx_pids=...)` (or `watch`/`forget`) adds to every snapshot of this process
+what a test made, so check runs through the harness (tests/harness/playbook.py) read it too; snapshot() takes the
+same three as arguments.
 
 `diff(before, after)` lists every difference as one line, `part/key/...: before -> after`.
 """
