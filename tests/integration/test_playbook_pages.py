@@ -4,7 +4,9 @@ Every `ansible-playbook` line of every page is checked without the lab in tests/
 playbook exists and passes --syntax-check, its variables are declared by the playbook or its roles'
 meta/argument_specs.yml and their values pass that spec (Ansible's ArgumentSpecValidator), its tags exist. Run in
 full, --check, the 42 lines would cost about fifteen minutes on a busy lab (15-95 s each, measured), so a chosen
-subset runs here, each line as the page shows it, with the lab inventory and `--limit lab1`:
+subset runs here, each line as the page shows it, with the lab inventory and `--limit lab1`, through the harness's
+check_run: it succeeds, acts on lab1 (a tag that selected nothing would fail it), and an independent snapshot of lab1
+after it is the one before (tests/harness/playbook.py, tests/harness/snapshot.py):
 
 - health_check-1: the health check, the most run;
 - db_maintenance-5: the online REINDEX of named tables, which must exist in the stack's schema (the page named
@@ -13,16 +15,21 @@ subset runs here, each line as the page shows it, with the lab inventory and `--
   which the role's `when:` refused until it read it with `| bool`;
 - redis_maintenance-2: the cache clear by pattern (check mode counts the keys).
 
+The health check writes its report even in --check (its findings, on the controller): here into the test's own
+folder (`health_check_report_dir`), not the lab's /var/tmp/stackops-health, which the snapshot reads.
+
 Lines with production values (a registry image, a webhook, a host name) stay out of the subset: their check runs
 would reach outside the lab (deploy --check of an image not on the host has Compose look up the registry).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.examples import CommandLine, page_commands
-from harness.playbook import run_playbook
+from harness.playbook import check_run, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab1")
 
@@ -31,7 +38,7 @@ COMMANDS = {c.id: c for c in page_commands()}
 
 
 @pytest.mark.parametrize("command", [COMMANDS[i] for i in CHECKED], ids=lambda c: c.id)
-def test_page_command_runs_in_check_mode(command: CommandLine) -> None:
-    run = run_playbook(command.playbook, check=True, extravars=command.extravars, tags=command.tags, limit="lab1")
-    run.assert_ok()
+def test_page_command_runs_in_check_mode(command: CommandLine, tmp_path: Path) -> None:
+    extravars = {**command.extravars, "health_check_report_dir": str(tmp_path)}
+    run = check_run(run_playbook, command.playbook, extravars=extravars, tags=command.tags, limit="lab1")
     assert run.hosts == {"lab1"}, run.hosts

@@ -1,7 +1,8 @@
 """The idempotence and check-mode matrix: every playbook is run by an integration test through the harness's
 contracts, read from the tests' source. What converges runs the four-step (or, when it only reads, the read-only
-contract); what acts on every run by design runs a check_run. Both contracts take an independent snapshot of the
-hosts around the --check run (tests/harness/playbook.py)."""
+contract); what acts on every run by design runs a check_run. The contracts take an independent snapshot of the
+hosts after every run (tests/harness/playbook.py). A contract run with `tags=` tests the tagged part only, so it
+does not count for the playbook."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ CONVERGING = {"assert_four_step", "four_step", "assert_read_only", "read_only"}
 # Playbooks whose every run is an action: a second run changes again, on purpose. Their --check runs must still
 # change nothing (check_run), and their real runs are tested for what they do.
 ACTIONS = {
+    "backup": "every run takes a new backup, named by its time (unless backup_if_older_than_hours finds a young one)",
     "collect_diagnostics": "every run writes a new bundle, named by its time",
     "maintenance_window": "every run enters and leaves maintenance: the page goes on and off, services stop and start",
     "restore": "every run restores a backup and swaps it in, keeping the database it replaced",
@@ -27,7 +29,8 @@ ACTIONS = {
 
 
 def contract_calls(source: str) -> dict[str, set[str]]:
-    """Playbook name -> the contracts a test module runs it through (literal names or module-level constants)."""
+    """Playbook name -> the contracts a test module runs it through (literal names or module-level constants); a call
+    that passes `tags` runs a part of the playbook and is left out."""
     tree = ast.parse(source)
     constants = {
         target.id: node.value.value
@@ -39,6 +42,8 @@ def contract_calls(source: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONTRACTS):
+            continue
+        if any(keyword.arg == "tags" for keyword in node.keywords):
             continue
         for arg in node.args:
             value = constants.get(arg.id) if isinstance(arg, ast.Name) else getattr(arg, "value", None)
@@ -78,5 +83,7 @@ def test_the_reader_finds_constants_and_literals_and_nothing_else() -> None:
         '    assert_four_step(PLAYBOOK, limit="lab1")\n'
         '    check_run(run_playbook, "stackops.runbooks.beta")\n'
         '    run_playbook("stackops.runbooks.gamma")\n'
+        '    assert_four_step("stackops.runbooks.delta", limit="lab2", tags="verify")\n'
+        '    check_run(run_playbook, "stackops.runbooks.epsilon", tags="backup")\n'
     )
     assert contract_calls(source) == {"alpha": {"assert_four_step"}, "beta": {"check_run"}}
