@@ -241,6 +241,21 @@ CASES: list[Case] = [
     bad("pg_backup", "retention_count 0", {"retention_count": 0}, "retention_count must be more than 0"),
     bad("pg_backup", "port out of range", {"login_port": 70000}, "login_port", "70000"),
     bad("pg_backup", "unknown service", {"compose_service": "nosuch"}, "nosuch", "not defined"),
+    bad("pg_backup", "adopt without src", {"operation": "adopt"}, "operation=adopt needs src", "None"),
+    bad(
+        "pg_backup",
+        "adopt of a relative src",
+        {"operation": "adopt", "src": "old/app.sql"},
+        "'old/app.sql'",
+        "full path",
+    ),
+    bad("pg_backup", "src without adopt", {"src": "/tmp/app.sql"}, "src is for operation=adopt only"),
+    bad(
+        "pg_backup",
+        "adopt with a sentinel",
+        {"operation": "adopt", "src": "/tmp/app.sql", "sentinel": True},
+        "sentinel",
+    ),
     bad("pg_backup", "retention_days in words", {"retention_days": "a week"}, "retention_days", "float"),
     # --- pg_restore -------------------------------------------------------------------------------------------
     bad("pg_restore", "SQL in the target name", {"db": SQLI}, "db", "'x\"; DROP TABLE users;--'"),
@@ -254,6 +269,20 @@ CASES: list[Case] = [
         "a smoke query without its SQL",
         {"smoke_queries": [{"name": "x"}]},
         "smoke_queries[0] lacks query",
+    ),
+    bad(
+        "pg_restore",
+        "a smoke query with a misspelt expect",
+        {"smoke_queries": [{"name": "x", "query": "SELECT 1", "expected": [[1]]}]},
+        "smoke_queries[0] (x) has expected",
+        "takes name, query and expect",
+    ),
+    bad(
+        "pg_restore",
+        "two smoke queries of one name",
+        {"smoke_queries": [{"name": "x", "query": "SELECT 1"}, {"name": "x", "query": "SELECT 2"}]},
+        "smoke_queries[1] is named x",
+        "a name of its own",
     ),
     # --- pg_health --------------------------------------------------------------------------------------------
     bad("pg_health", "top 0", {"top": 0}, "top must be at least 1"),
