@@ -99,11 +99,34 @@ def files_digest(*roots: t.Any) -> dict[str, str]:
     return found
 
 
+class Container(t.NamedTuple):
+    id: str
+    state: str
+    started: str  # State.StartedAt: a stop and start keep the id and the state, not this
+
+
+def containers(host: lab.Host) -> dict[str, Container]:
+    """Each service's container of the host's project, with when it last started."""
+    found = lab.containers(host)
+    ids = [c["id"] for c in found.values()]
+    inspected = lab.run(["docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}", *ids]).stdout if ids else ""
+    started = dict(line.split(" ", 1) for line in inspected.splitlines())
+    return {service: Container(c["id"], c["state"], started[c["id"]]) for service, c in found.items()}
+
+
+def restarted(before: dict[str, Container], after: dict[str, Container]) -> list[str]:
+    """The services whose container is the same one, started again in between."""
+    return sorted(
+        s for s, c in after.items() if s in before and before[s].id == c.id and before[s].started != c.started
+    )
+
+
 def stack_state(host: lab.Host) -> dict[str, t.Any]:
-    """What a refused or failed run must leave as it found it: each container (id and state), the project's .env
-    and compose file, nginx's configuration (the maintenance flag among it) and the releases a deploy records."""
+    """What a refused or failed run must leave as it found it: each container (id, state and start time, so a stop
+    and start shows), the project's .env and compose file, nginx's configuration (the maintenance flag among it) and
+    the releases a deploy records."""
     return {
-        "containers": {service: (c["id"], c["state"]) for service, c in lab.containers(host).items()},
+        "containers": containers(host),
         "files": files_digest(host.dir / ".env", host.dir / "compose.yaml", host.dir / "nginx"),
         "releases": sorted(p.name for p in (host.dir / "releases").iterdir())
         if (host.dir / "releases").exists()

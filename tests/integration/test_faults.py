@@ -22,7 +22,7 @@ import pytest
 from psycopg2 import sql
 
 import lab
-from harness.faults import Case, assert_outcome, run_batch, stack_state, wait_healthy
+from harness.faults import Case, assert_outcome, restarted, run_batch, stack_state, wait_healthy
 from harness.paths import lab_credentials
 from harness.pg import connect, query
 from harness.playbook import PlaybookRun, run_module
@@ -35,6 +35,7 @@ ROOT = lab.ROOT / "fault-tests"
 GOOD = ROOT / "good"  # one verified backup of lab2's app, taken before any fault
 DAMAGED = ROOT / "damaged"  # a copy of it with one byte of the dump flipped
 FULL = ROOT / "full"  # a 256 KiB tmpfs
+SNAPSHOTS = FULL / "redis"  # redis_maintenance's snapshot_dest on it
 SCRATCH = "faults_scratch"  # the database whose dump is killed
 IMAGE = "stackops-lab:faults"  # the lab's image under another name: a deploy that needs no build
 WRONG = {"stackops_pg_password": "faults-wrong-pg-password", "stackops_redis_password": "faults-wrong-redis-password"}
@@ -118,8 +119,8 @@ CASES: dict[str, dict[str, Case]] = {
         ),
         "redis_maintenance": Case(
             "redis_maintenance",
-            ("Take a snapshot", "no space left on device", f"{FULL}/redis is full"),
-            {"redis_maintenance_snapshot": True, "redis_maintenance_snapshot_dest": str(FULL / "redis")},
+            ("Take a snapshot", "no space left on device", f"{SNAPSHOTS} is full"),
+            {"redis_maintenance_snapshot": True, "redis_maintenance_snapshot_dest": str(SNAPSHOTS)},
         ),
     },
     "pg_dump_killed": {
@@ -192,21 +193,13 @@ CASES: dict[str, dict[str, Case]] = {
 
 @dataclass
 class Window:
-    """One fault's window: the runs, the stack just after the fault went in and after the runs, what the fault's own
-    checks read before the repair, and when the app last started once the repair made lab2 healthy again."""
+    """One fault's window: the runs, the stack just after the fault went in and after the runs, and what the fault's
+    own checks read before the repair."""
 
     runs: dict[str, PlaybookRun] = field(default_factory=dict)
     before: dict[str, t.Any] = field(default_factory=dict)
     after: dict[str, t.Any] = field(default_factory=dict)
     seen: dict[str, t.Any] = field(default_factory=dict)
-    app_after_repair: str = ""
-
-
-def started_at(host: lab.Host, service: str) -> str:
-    return subprocess.check_output(
-        ["docker", "inspect", "--format", "{{.State.StartedAt}} {{.State.Running}}", f"{host.project}-{service}-1"],
-        text=True,
-    ).strip()
 
 
 def entries(path: Path) -> list[str]:
@@ -232,11 +225,13 @@ def disk_full(host: lab.Host, seen: dict[str, t.Any]) -> Iterator[None]:
     """The backups' filesystem full: a 256 KiB tmpfs as their destination."""
     FULL.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(FULL)], check=True)
-    seen["app"] = started_at(host, "app")
     try:
         yield
     finally:
         seen["left"] = entries(FULL)
+        # Everything under the snapshot's dest, hidden work directories and what is in them too.
+        seen["snapshots_left"] = sorted(str(p.relative_to(SNAPSHOTS)) for p in SNAPSHOTS.rglob("*"))
+        seen["snapshots_dest_made"] = SNAPSHOTS.is_dir()
         subprocess.run(["umount", str(FULL)], check=True)
 
 
@@ -270,7 +265,6 @@ def dump_killed(host: lab.Host, seen: dict[str, t.Any]) -> Iterator[None]:
                 return
 
     watcher = threading.Thread(target=watch, daemon=True)
-    seen["app"] = started_at(host, "app")
     watcher.start()
     try:
         yield
@@ -334,7 +328,6 @@ def window(host: lab.Host, fault: str) -> Window:
             found.seen["maintenance_flag"] = (host.dir / "nginx" / "maintenance" / "on").exists()
     finally:
         wait_healthy(host)
-        found.app_after_repair = started_at(host, "app")
     return found
 
 
@@ -454,6 +447,16 @@ def test_a_failed_backup_keeps_nothing_and_starts_the_app_again(windows: Callabl
     assert lock in found.seen["left"] and not [n for n in found.seen["left"] if n.startswith(("app-", SCRATCH))], (
         f"a failed backup left {found.seen['left']}"
     )
-    # The app was stopped for the dump and started again: the same container, running, started anew.
-    assert found.after["containers"] == found.before["containers"]
-    assert found.app_after_repair != found.seen["app"] and found.app_after_repair.endswith("true")
+    # The app was stopped for the dump and started again: the same container, running, started anew; nothing else
+    # was stopped or started.
+    before, after = found.before["containers"], found.after["containers"]
+    assert restarted(before, after) == ["app"], f"restarted in the window: {restarted(before, after)}"
+    assert {s: c[:2] for s, c in after.items()} == {s: c[:2] for s, c in before.items()}
+
+
+def test_a_redis_snapshot_under_disk_full_leaves_nothing_in_its_dest(windows: Callable[[str], Window]) -> None:
+    found = windows("disk_full")
+    assert_outcome(CASES["disk_full"]["redis_maintenance"], found.runs["redis_maintenance"])
+    # The module made the dest and began the copy in it (the failure above is the copy's): nothing of it may stay.
+    assert found.seen["snapshots_dest_made"], f"{SNAPSHOTS} was never made: the copy did not start"
+    assert found.seen["snapshots_left"] == [], f"the failed snapshot left {found.seen['snapshots_left']} in {SNAPSHOTS}"
