@@ -290,7 +290,7 @@ class _Watched:
 def assert_ran(result: PlaybookRun, name: str) -> None:
     """A run that reached no host, or did nothing on one (only skipped or controller-side tasks: a tag, limit or
     `when` that selects nothing), proves nothing about it: every contract refuses it."""
-    label = f"{result.playbook}{' --check' if result.check else ''} ({name})"
+    label = f"{result.playbook} ({name})"
     assert result.hosts, f"{label}: no host ran (a limit or host pattern that matches none?):\n{result.stdout[-3000:]}"
     idle = sorted(host for host in result.hosts if not result.ran(host))
     assert not idle, (
