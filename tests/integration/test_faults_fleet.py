@@ -106,13 +106,17 @@ def gone(pid: int, timeout: float) -> None:
 
 @contextlib.contextmanager
 def dockerd_stopped() -> Iterator[None]:
-    """`systemctl stop docker`: SIGTERM, and dockerd stops every container before it ends."""
+    """`systemctl stop docker`: SIGTERM, and dockerd stops every container before it ends. From the signal on,
+    whatever fails, the daemon is started again; one still stopping is waited for first (it could answer `lab.py
+    up`'s check, then end)."""
     pid = int(Path("/var/run/docker.pid").read_text())
     try:
         os.kill(pid, signal.SIGTERM)
         gone(pid, 120)
         yield
     finally:
+        with contextlib.suppress(AssertionError):
+            gone(pid, 120)
         repair()
 
 
@@ -134,12 +138,14 @@ def sshd_stopped(host: lab.Host) -> Iterator[None]:
         lab.run(["/usr/sbin/sshd", "-f", str(config)])
         yield
     finally:
-        stand_in = lab.pid_alive(pidfile, "sshd")
-        if stand_in:
-            os.kill(stand_in, signal.SIGTERM)
-            gone(stand_in, 30)
-        config.unlink(missing_ok=True)
-        repair()
+        try:
+            stand_in = lab.pid_alive(pidfile, "sshd")
+            if stand_in:
+                os.kill(stand_in, signal.SIGTERM)
+                gone(stand_in, 30)
+            config.unlink(missing_ok=True)
+        finally:
+            repair()
 
 
 @pytest.fixture(scope="module")
