@@ -50,7 +50,7 @@ def test_four_step_passes_an_idempotent_change(tmp_path: Path) -> None:
     playbook = str(PLAYBOOKS / "marker_file.yml")
     check_first, real_first, *_idempotent = assert_four_step(playbook, limit="lab1,lab2", extravars=extravars)
     assert check_first.changed() == {"lab1": 1, "lab2": 1}
-    written = ["Write the marker (marker_file.yml:5)"]
+    written = ["Write the marker (marker_file.yml:6)"]
     assert check_first.changed_tasks() == real_first.changed_tasks() == {"lab1": written, "lab2": written}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab1.txt", "lab2.txt"]
     assert real_first.result("lab1", "Write the marker")["changed"] is True
