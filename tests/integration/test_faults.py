@@ -34,8 +34,9 @@ ADDR = "127.0.2.2"
 ROOT = lab.ROOT / "fault-tests"
 GOOD = ROOT / "good"  # one verified backup of lab2's app, taken before any fault
 DAMAGED = ROOT / "damaged"  # a copy of it with one byte of the dump flipped
-FULL = ROOT / "full"  # a 256 KiB tmpfs
-SNAPSHOTS = FULL / "redis"  # redis_maintenance's snapshot_dest on it
+FULL = ROOT / "full"  # a 256 KiB tmpfs for the backups
+FULL_TOO = ROOT / "full-too"  # another for Redis's snapshots (each run fills its own: neither waits on the other)
+SNAPSHOTS = FULL_TOO / "redis"  # redis_maintenance's snapshot_dest, made by the module
 SCRATCH = "faults_scratch"  # the database whose dump is killed
 IMAGE = "stackops-lab:faults"  # the lab's image under another name: a deploy that needs no build
 WRONG = {"stackops_pg_password": "faults-wrong-pg-password", "stackops_redis_password": "faults-wrong-redis-password"}
@@ -221,18 +222,28 @@ def service_stopped(host: lab.Host, service: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def disk_full(host: lab.Host, seen: dict[str, t.Any]) -> Iterator[None]:
-    """The backups' filesystem full: a 256 KiB tmpfs as their destination."""
-    FULL.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(FULL)], check=True)
+def tmpfs(path: Path) -> Iterator[None]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(path)], check=True)
     try:
         yield
     finally:
-        seen["left"] = entries(FULL)
-        # Everything under the snapshot's dest, hidden work directories and what is in them too.
-        seen["snapshots_left"] = sorted(str(p.relative_to(SNAPSHOTS)) for p in SNAPSHOTS.rglob("*"))
-        seen["snapshots_dest_made"] = SNAPSHOTS.is_dir()
-        subprocess.run(["umount", str(FULL)], check=True)
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def disk_full(host: lab.Host, seen: dict[str, t.Any]) -> Iterator[None]:
+    """The destinations' filesystems full: a 256 KiB tmpfs each, the backup's and the snapshot's (a dump of lab2's
+    app and its RDB file are both larger). On one shared, a run could find the disk filled by the other's copy in
+    flight, before its own lock or work directory."""
+    with tmpfs(FULL), tmpfs(FULL_TOO):
+        try:
+            yield
+        finally:
+            seen["left"] = entries(FULL)
+            # Everything under the snapshot's dest, hidden work directories and what is in them too.
+            seen["snapshots_left"] = sorted(str(p.relative_to(SNAPSHOTS)) for p in SNAPSHOTS.rglob("*"))
+            seen["snapshots_dest_made"] = SNAPSHOTS.is_dir()
 
 
 def pg_dump_pids() -> list[int]:
