@@ -11,6 +11,7 @@ Everything here but the lock and the file helpers is pure, tested without a data
 from __future__ import annotations
 
 import calendar
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -351,6 +352,15 @@ class TargetLock:
 
     def __enter__(self) -> TargetLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._take(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return self
+
+    def _take(self, fd: int) -> None:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -358,7 +368,6 @@ class TargetLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    os.close(fd)
                     raise BackupError(
                         f"Another backup of this database is running ({self.holder()}; lock {self.path}). "
                         "Wait for it, or raise lock_timeout to wait longer."
@@ -374,8 +383,6 @@ class TargetLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
         os.fsync(fd)
-        self.fd = fd
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
@@ -383,3 +390,16 @@ class TargetLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+@contextlib.contextmanager
+def held(dest: str, db: str, timeout: float, failed: str) -> t.Iterator[TargetLock]:
+    """dest made (private) and db's lock in it held for the block. A disk that has no room for either is the run's
+    failure, `failed: <why>` with the full-disk hint, before anything was written."""
+    with contextlib.ExitStack() as stack:
+        try:
+            os.makedirs(dest, mode=0o700, exist_ok=True)
+            lock = stack.enter_context(TargetLock(dest, db, timeout))
+        except OSError as exc:
+            raise BackupError(f"{failed}: {exc}{no_space_hint(str(exc), dest)}") from None
+        yield lock

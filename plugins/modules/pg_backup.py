@@ -297,13 +297,13 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     PARTIAL,
     BackupError,
     BackupSet,
-    TargetLock,
     combined_sha256,
     expired,
     file_entries,
     files_under,
     fsync_path,
     fsync_tree,
+    held,
     iso,
     label,
     new_set_name,
@@ -596,9 +596,9 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
             "backups": backups,
             "unverified": unverified,
         }
-    os.makedirs(dest, mode=0o700, exist_ok=True)
     result: dict[str, t.Any] = {"changed": True}
-    with TargetLock(dest, db, p["lock_timeout"]) as lock:
+    failed = f"The backup of {db} failed and nothing was kept"
+    with held(dest, db, p["lock_timeout"], failed) as lock:
         if lock.stale:
             result["stale_lock"] = lock.stale
             module.warn(f"A killed backup run left its lock ({lock.stale}); this run took it over.")
@@ -610,8 +610,8 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
         name = new_set_name(dest, db, time.time())
         work = os.path.join(dest, name + PARTIAL)
         final = os.path.join(dest, name)
-        os.mkdir(work, 0o700)
         try:
+            os.mkdir(work, 0o700)
             manifest = take(tools, p, work, name)
             write_manifest(work, manifest)
             os.rename(work, final)
@@ -620,7 +620,7 @@ def backup(module: AnsibleModule, p: dict[str, t.Any]) -> dict[str, t.Any]:
         except (StackopsError, OSError) as exc:
             remove_tree(work)
             why = f"{exc}{no_space_hint(str(exc), dest)}"
-            raise BackupError(f"The backup of {db} failed and nothing was kept: {why}") from None
+            raise BackupError(f"{failed}: {why}") from None
         sets, _partials = scan(dest)
         gone = expired(sets, db, p["retention_count"], p["retention_days"], time.time())
         for item in gone:
@@ -743,8 +743,7 @@ def convert(
     why = client_refusal("psql", tools.version("psql")[0], dump.dump_major, src, tools.where)
     if why:
         raise BackupError(why)
-    os.makedirs(dest, mode=0o700, exist_ok=True)
-    with TargetLock(dest, db, p["lock_timeout"]):
+    with held(dest, db, p["lock_timeout"], f"The adoption of {src} failed and nothing was kept"):
         done = adopted(scan(dest)[0], db, adoption["sha256"])
         if done is not None:  # another run adopted it while this one waited for the lock
             return {**result, "changed": False, "path": done.path, "plan": []}

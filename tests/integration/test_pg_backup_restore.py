@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -292,17 +293,31 @@ def test_concurrent_backups_of_one_database_take_turns(lab1: lab.Host, fragile: 
     assert {p.name for p in dest.iterdir()} == {".fragile.lock", Path(first["path"]).name, Path(waiting["path"]).name}
 
 
-def test_a_full_disk_fails_clearly_and_keeps_nothing(lab1: lab.Host, root: Path) -> None:
-    dest = root / "full"
-    dest.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(dest)], check=True)
+@pytest.mark.parametrize(
+    ("options", "made", "left"),
+    [
+        # Full while the dump is written: the lock stays, the partial set is removed.
+        ("size=1m", "", [".app.lock"]),
+        # Full before anything: no inode left for dest itself (a disk filled by something else), or for the lock.
+        ("size=1m,nr_inodes=1", "backups", []),
+        ("size=1m,nr_inodes=1", "", []),
+    ],
+    ids=["while-dumping", "no-room-for-dest", "no-room-for-the-lock"],
+)
+def test_a_full_disk_fails_clearly_and_keeps_nothing(
+    lab1: lab.Host, root: Path, options: str, made: str, left: list[str]
+) -> None:
+    disk = Path(tempfile.mkdtemp(prefix="full-", dir=root))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},mode=0700", "tmpfs", str(disk)], check=True)
+    dest = disk / made
     try:
         result = backup(lab1, "app", dest)
         assert result["failed"], result
-        assert "No space left on device" in result["msg"] and f"{dest} is full" in result["msg"], result["msg"]
-        assert sorted(p.name for p in dest.iterdir()) == [".app.lock"]
+        for words in ("The backup of app failed and nothing was kept", "No space left on device", f"{dest} is full"):
+            assert words in result["msg"], result["msg"]
+        assert sorted(p.name for p in disk.iterdir()) == left
     finally:
-        subprocess.run(["umount", str(dest)], check=True)
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_wrong_password_fails_clearly_and_writes_nothing(lab1: lab.Host, app_set: dict, root: Path) -> None:
