@@ -4,6 +4,9 @@ and canaries are proven in test_bad_input.py."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import lab
-from harness.scratch import ScratchProject
+from harness.scratch import ScratchProject, service
 from harness.snapshot import diff, snapshot, watching
 
 # Tagging an image is a change to the engine every lane shares; drill1 holds the drill's report folder.
@@ -51,13 +54,13 @@ def lab1(hosts: dict[str, lab.Host]) -> lab.Host:
 
 
 @contextmanager
-def appended(path: Path) -> Iterator[None]:
-    """The file with a comment line more (made if missing, with its folders) for the block, then as it was."""
+def appended(path: Path, line: bytes = b"# snapshot probe\n") -> Iterator[None]:
+    """The file with a line more (made if missing, with its folders) for the block, then as it was."""
     old = path.read_bytes() if path.exists() else None
     made = [folder for folder in path.parents if not folder.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes((old or b"") + b"# snapshot probe\n")
+        path.write_bytes((old or b"") + line)
         yield
     finally:
         if old is None:
@@ -110,6 +113,30 @@ def test_an_image_tagged_for_the_host_is_seen(lab1: lab.Host) -> None:
     finally:
         subprocess.run(["docker", "rmi", probe, other], check=False, capture_output=True)
     assert [line.split(": ")[0] for line in during] == [f"images/{probe}"], during
+    assert diff(before, snapshot(lab1)) == []
+
+
+def test_an_image_the_project_s_env_names_is_seen(lab1: lab.Host) -> None:
+    before = snapshot(lab1)
+    with appended(lab1.dir / ".env", b"SNAPSHOT_PROBE_IMAGE=stackops-lab:snapshot-probe\n"):
+        during = diff(before, snapshot(lab1))
+    assert "images/stackops-lab:snapshot-probe: added null" in during, during
+
+
+def test_a_project_made_from_the_host_s_directory_is_seen(lab1: lab.Host) -> None:
+    """Whatever its name: Compose labels each container with the directory it was made from."""
+    folder, name = lab1.dir / "snapshot-probe", "snapshot-probe-project"
+    compose = ["docker", "compose", "--project-directory", str(folder), "-p", name]
+    before = snapshot(lab1)
+    try:
+        folder.mkdir()
+        (folder / "compose.yaml").write_text(json.dumps({"services": {"probe": service()}}))
+        subprocess.run([*compose, "up", "--detach"], check=True, capture_output=True)
+        during = diff(before, snapshot(lab1))
+    finally:
+        subprocess.run([*compose, "down", "--timeout", "0"], check=False, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert any(line.startswith(f"projects/{name}/{name}-probe-1/status: added") for line in during), during
     assert diff(before, snapshot(lab1)) == []
 
 
@@ -169,3 +196,17 @@ def test_a_watched_host_nginx_s_files_and_workers_are_seen(lab1: lab.Host, tmp_p
         subprocess.run(["nginx", "-c", str(root / "nginx.conf"), "-s", "stop"], check=False, capture_output=True)
     assert any(line.startswith(f"files/{root}/conf.d/probe.conf: added") for line in during), during
     assert any(line.startswith(f"host_nginx/{root}/nginx.pid/workers: gone [") for line in during), during
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_seen(lab1: lab.Host, tmp_path: Path) -> None:
+    """The digest cache is keyed by ctime too, which no system call sets back (as `touch -r` sets mtime)."""
+    probe = tmp_path / "backup.dump"
+    probe.write_bytes(b"1111")
+    before = snapshot(lab1, files=[tmp_path])
+    stat = probe.stat()
+    probe.write_bytes(b"2222")
+    os.utime(probe, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert probe.stat().st_mtime_ns == stat.st_mtime_ns
+    assert any(
+        line.startswith(f"files/{tmp_path}/backup.dump: ") for line in diff(before, snapshot(lab1, files=[tmp_path]))
+    )
