@@ -55,6 +55,7 @@ DEFAULT_SERVICES = {
 class ScratchProject:
     path: Path
     name: str
+    host: str  # the lab host whose runs reach it (its snapshots read the project)
 
     def write(self, services: dict[str, object] | None = None, env: dict[str, str] | None = None) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -87,13 +88,13 @@ class ScratchProject:
 
     def remove(self) -> None:
         self.compose("--profile", "oneshot", "--profile", "broken", "down", "--volumes", "--timeout", "0")
-        forget(Watched(projects={self.name}))
+        forget(self.host, Watched(projects={self.name}))
 
 
-def new_project(root: Path) -> ScratchProject:
+def new_project(root: Path, host: str = "lab1") -> ScratchProject:
     name = f"scratch-{uuid.uuid4().hex[:8]}"
-    project = ScratchProject(root / name, name)
-    # Every snapshot of this process reads its containers until it is removed: a check run must not start them.
-    watch(Watched(projects={name}))
+    project = ScratchProject(root / name, name, host)
+    # The host's snapshots read its containers until it is removed: a check run must not start them.
+    watch(host, Watched(projects={name}))
     project.write()
     return project

@@ -23,8 +23,9 @@
 - containers: each container of the host's compose project: id, image id, state, start time (a stop and start
   changes it) and restart count (`docker inspect`).
 - projects: the same of every other compose project made from the host's directory, and of the projects a test
-  names or watches (scratch projects: tests/harness/scratch.py watches each until it is removed), by project and
-  container (a watched project with no container is empty, so one that starts shows).
+  names or watches for the host (scratch projects: tests/harness/scratch.py watches each for the host whose runs
+  reach it until it is removed), by project and container (a watched project with no container is empty, so one
+  that starts shows).
 - images: the image id (None: gone) under each reference the host's and those projects' containers were made
   from, that the project's .env names (`*IMAGE=`, as a deploy sets APP_IMAGE) or that names the host as a word
   (what tests build or tag for it, like stackops-lab:lab3-shape-v2). The Docker engine is every host's and every
@@ -37,9 +38,10 @@
 An entry is a file's sha256, a directory, a link's target or another kind, each with its mode and owner. A file's
 digest is read again only when its inode, size, mtime or ctime moved (the kernel sets ctime on every write and no
 system call sets it back), so backups are hashed once per process, not at each of the suite's snapshots.
-`watching(files=..., projects=..., nginx_pids=...)` (or `watch`/`forget`) adds to every snapshot of this process
-what a test made, so check runs through the harness (tests/harness/playbook.py) read it too; snapshot() takes the
-same three as arguments.
+`watching(host, files=..., projects=..., nginx_pids=...)` (or `watch`/`forget`) adds what a test made to every
+snapshot of that host in this process, so check runs through the harness (tests/harness/playbook.py) read it too;
+one host's only, so a contract over several hosts sees a change to it where it happened. snapshot() takes the same
+three as arguments.
 
 `diff(before, after)` lists every difference as one line, `part/key/...: before -> after`.
 """
@@ -304,40 +306,44 @@ def outputs(host: lab.Host) -> dict[str, t.Any]:
 
 @dataclass
 class Watched:
-    """What this process's tests made beside the lab hosts, for every snapshot to read: extra paths, compose
-    projects by name, pid files of nginx masters on the host."""
+    """What a test made beside a lab host, for that host's snapshots to read: extra paths, compose projects by
+    name, pid files of nginx masters on the host."""
 
     files: set[Path] = field(default_factory=set)
     projects: set[str] = field(default_factory=set)
     nginx_pids: set[Path] = field(default_factory=set)
 
 
-WATCHED = Watched()
+# Per lab host: each item is one host's, the one whose runs reach it, so a contract over several hosts sees a change
+# to it on that host alone (a real run that pulls a scratch project's image on lab1 reports no change on lab2).
+WATCHED: dict[str, Watched] = {}
 
 
-def watch(extra: Watched) -> None:
-    WATCHED.files |= extra.files
-    WATCHED.projects |= extra.projects
-    WATCHED.nginx_pids |= extra.nginx_pids
+def watch(host: str, extra: Watched) -> None:
+    mine = WATCHED.setdefault(host, Watched())
+    mine.files |= extra.files
+    mine.projects |= extra.projects
+    mine.nginx_pids |= extra.nginx_pids
 
 
-def forget(extra: Watched) -> None:
-    WATCHED.files -= extra.files
-    WATCHED.projects -= extra.projects
-    WATCHED.nginx_pids -= extra.nginx_pids
+def forget(host: str, extra: Watched) -> None:
+    mine = WATCHED.setdefault(host, Watched())
+    mine.files -= extra.files
+    mine.projects -= extra.projects
+    mine.nginx_pids -= extra.nginx_pids
 
 
 @contextmanager
 def watching(
-    *, files: Iterable[Path] = (), projects: Iterable[str] = (), nginx_pids: Iterable[Path] = ()
+    host: str, *, files: Iterable[Path] = (), projects: Iterable[str] = (), nginx_pids: Iterable[Path] = ()
 ) -> Iterator[None]:
-    """Every snapshot of this process also reads these while the block runs."""
+    """Every snapshot of the host in this process also reads these while the block runs."""
     extra = Watched(set(files), set(projects), set(nginx_pids))
-    watch(extra)
+    watch(host, extra)
     try:
         yield
     finally:
-        forget(extra)
+        forget(host, extra)
 
 
 def _docker(*args: str) -> str:
@@ -470,12 +476,13 @@ def snapshot(
     """The state of a lab host (the module's docstring lists every part) with any extra paths, compose projects and
     host nginx pid files, these and what is watched, each part read independently (side by side)."""
     host = _host(host)
-    paths = sorted({*files, *WATCHED.files})
-    pidfiles = sorted({*nginx_pids, *WATCHED.nginx_pids})
+    watched = WATCHED.get(host.name, Watched())
+    paths = sorted({*files, *watched.files})
+    pidfiles = sorted({*nginx_pids, *watched.nginx_pids})
     with ThreadPoolExecutor(max_workers=4) as pool:
         pg_part = pool.submit(postgres, host)
         redis_part = pool.submit(redis_state, host)
-        docker_part = pool.submit(docker_state, host, {*projects, *WATCHED.projects})
+        docker_part = pool.submit(docker_state, host, {*projects, *watched.projects})
         nginx_part = pool.submit(lambda: {str(pidfile): host_nginx(pidfile) for pidfile in pidfiles})
         nginx_files = tree(host.dir / "nginx")
         project_files = tree(host.dir, skip={*VOLATILE, "nginx"})

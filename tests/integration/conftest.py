@@ -115,10 +115,12 @@ def hosts() -> dict:
 
 
 @pytest.fixture
-def scratch() -> Iterator[ScratchProject]:
+def scratch(request: pytest.FixtureRequest) -> Iterator[ScratchProject]:
     """A throw-away compose project (db, backend, frontend, worker; one-shot and broken services behind profiles)
-    in the lab root, reached by the modules on lab1 over SSH; removed with its containers afterwards."""
-    project = new_project(lab.ROOT / "scratch")
+    in the lab root, reached over SSH by the modules on the test module's first lab host, whose snapshots read it;
+    removed with its containers afterwards."""
+    marker = request.node.get_closest_marker("lab_hosts")
+    project = new_project(lab.ROOT / "scratch", next(name for name in marker.args if name in lab_hosts()))
     yield project
     project.remove()
     subprocess.run(["rm", "-rf", str(project.path)], check=False)

@@ -38,7 +38,7 @@ def start_nginx(root: Path) -> Iterator[Path]:
     (root / "conf.d" / "site.conf").write_text(site("v1", f"    include {root}/maintenance/server*.conf;\n"))
     subprocess.run(["nginx", "-c", str(root / "nginx.conf")], check=True, capture_output=True)
     # The check runs' snapshots read its files and workers too.
-    with watching(files=[root], nginx_pids=[root / "nginx.pid"]):
+    with watching("lab1", files=[root], nginx_pids=[root / "nginx.pid"]):
         yield root
     subprocess.run(["nginx", "-c", str(root / "nginx.conf"), "-s", "stop"], check=False, capture_output=True)
     # The signal returns at once; the master removes its pid file as it exits.

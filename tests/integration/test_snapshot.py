@@ -186,7 +186,7 @@ def test_a_watched_host_nginx_s_files_and_workers_are_seen(lab1: lab.Host, tmp_p
     )
     subprocess.run(["nginx", "-c", str(root / "nginx.conf")], check=True, capture_output=True)
     try:
-        with watching(files=[root], nginx_pids=[root / "nginx.pid"]):
+        with watching("lab1", files=[root], nginx_pids=[root / "nginx.pid"]):
             before = snapshot(lab1)
             (root / "conf.d" / "probe.conf").write_text("# snapshot probe\n")
             subprocess.run(["nginx", "-c", str(root / "nginx.conf"), "-s", "reload"], check=True, capture_output=True)
