@@ -15,11 +15,12 @@
 - outputs: the host's entries of the shared folders its playbooks write: backups/<host> and backups/<host>-* (the
   database backups and Redis snapshots), backup-copies/<host>, /var/backups/stackops/copies/<host>,
   archives/<host>-*, logs/<host>-*, reports/routine/*/<host>.json under lab.ROOT, and /var/tmp's
-  stackops-health/health-<host>.json, stackops-incidents/<host>-* and stackops-incidents-fetched/<host>-*. Only
-  entries named for the host: under pytest-xdist another worker runs playbooks on the hosts it holds meanwhile, and
-  writes their entries of the same folders. The drill's folders (reports/restore-drill, /var/tmp/
-  stackops-restore-drill) are named for runs, not hosts, and are the drill host's (group `drill`) whole: every
-  drill runs on it, and a test module that runs one declares it (tests/harness/lanes.py).
+  stackops-health/health-<host>.json, stackops-incidents/<host>-*, stackops-incidents-fetched/<host>-* and
+  stackops-restore-drill/*-<host> (a drill's work folder, named for the host drilled). Only entries named for the
+  host: under pytest-xdist another worker runs playbooks on the hosts it holds meanwhile, and writes their entries
+  of the same folders. The drill's evidence (reports/restore-drill) is named for runs, not hosts, and is the drill
+  host's (group `drill`) whole: a test module that drills into it declares that host (tests/harness/lanes.py), the
+  others give the drill a folder of their own.
 - containers: each container of the host's compose project: id, image id, state, start time (a stop and start
   changes it) and restart count (`docker inspect`).
 - projects: the same of every other compose project made from the host's directory, and of the projects a test
@@ -288,10 +289,11 @@ OUTPUTS = (
     (Path("/var/tmp/stackops-health"), ("health-{host}.json",)),  # health_check_report_dir
     (Path("/var/tmp/stackops-incidents"), ("{host}-*",)),  # collect_diagnostics_dir, recover_service_incident_dir
     (Path("/var/tmp/stackops-incidents-fetched"), ("{host}-*",)),  # collect_diagnostics_fetch_dir
+    (Path("/var/tmp/stackops-restore-drill"), ("*-{host}",)),  # restore_drill_work_dir/<run>-<host drilled>
 )
-# A drill's evidence and work folders are named for the run or for the stack host drilled, but every drill runs on
-# the drill host, and a test module that runs one declares it: they are the drill host's.
-DRILL_OUTPUTS = (lab.ROOT / "reports" / "restore-drill", Path("/var/tmp/stackops-restore-drill"))
+# A drill's evidence is named for the run, not a host; a test module that drills into the lab's report folder
+# declares the drill host (the others give the drill a folder of their own): it is the drill host's.
+DRILL_OUTPUTS = (lab.ROOT / "reports" / "restore-drill",)
 # What changes in the project directory by itself: PostgreSQL's and Redis's data (read as databases instead).
 VOLATILE = ("data",)
 
