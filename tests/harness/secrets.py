@@ -4,6 +4,7 @@ in the process table, in files others can read. Values stay in memory: every rep
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -80,7 +81,7 @@ class Secrets:
         for path in files_under(root):
             try:
                 names = self.find(b"\n".join(readable_contents(path)))
-            except (OSError, zipfile.BadZipFile):
+            except (OSError, EOFError, zipfile.BadZipFile):
                 continue
             if names:
                 found[str(path.relative_to(root))] = names
@@ -88,10 +89,14 @@ class Secrets:
 
 
 def readable_contents(path: Path) -> list[bytes]:
-    """A file's bytes, or a zip's members unpacked (Ansible's module payloads are zips, where text is deflated)."""
+    """A file's bytes, a zip's members unpacked (Ansible's module payloads are zips, where text is deflated), or a
+    gzip file's content (the routines' log exports)."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             return [archive.read(member)[:READ_LIMIT] for member in archive.namelist()]
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as handle:
+            return [handle.read(READ_LIMIT)]
     with open(path, "rb") as handle:
         return [handle.read(READ_LIMIT)]
 
@@ -299,6 +304,8 @@ class ProcessSampler(threading.Thread):
         self.interval, self.max_samples, self.max_seconds = interval, max_samples, max_seconds
         self.seen: dict[tuple[int, bytes], Process] = {}
         self.samples = 0
+        # When each sample ended (time.time()), to tell which stretches of a run were watched.
+        self.times: list[float] = []
         self.stopped = threading.Event()
 
     def sample(self) -> None:
@@ -323,6 +330,7 @@ class ProcessSampler(threading.Thread):
                 container=container,
             )
         self.samples += 1
+        self.times.append(time.time())
 
     def run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
@@ -336,6 +344,11 @@ class ProcessSampler(threading.Thread):
 
     def processes(self) -> list[Process]:
         return list(self.seen.values())
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest stretch of [start, end] (time.time()) in which no sample was taken."""
+        marks = [start, *(when for when in self.times if start < when < end), end]
+        return max(later - earlier for earlier, later in zip(marks, marks[1:]))
 
     def __enter__(self) -> ProcessSampler:
         self.start()

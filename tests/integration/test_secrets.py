@@ -1,6 +1,7 @@
-"""Secrets stay secret on drill1: a backup, its restore (ending with the health check) and a Redis snapshot run at
--vvv --diff through ansible-runner with the passwords injected as extra vars (as the AWX credential type does),
-while the process table of the whole machine is sampled. No password shows in the output, the events, the runner
+"""Secrets stay secret on drill1: every runbook that handles a password (a backup, its restore ending with the health
+check, a Redis snapshot, the online database maintenance, an incident bundle, the daily and monthly routines, a
+deploy and its rollback) runs at -vvv --diff through ansible-runner with the passwords injected as extra vars (as the
+AWX credential type does), while the process table of the whole machine is sampled throughout every play. No password shows in the output, the events, the runner
 artifacts or any command line; what they write is private, and so is every report, bundle and backup the
 runbooks have left in their usual places; nothing with a secret is left in /tmp. The scanner itself is shown to
 catch a planted secret in every one of these places first.
@@ -11,6 +12,7 @@ failure shows its own message only."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -56,6 +58,38 @@ PG_PASSWORD = {f"{HOST} stackops_pg_password", f"{HOST} .env POSTGRES_PASSWORD"}
 FAKE = 'fake-S3cret "quoted"/and:more'
 # The roles' default report folders on the controller (health check, incident bundles, routines).
 REPORT_PLACES = ("stackops-health", "stackops-incidents", "stackops-routine")
+# The playbooks of the sampled run (secret_runbooks.yml), by their `<play>_hosts` variable and their set_stats key.
+PLAYS = (
+    "backup",
+    "restore",
+    "redis_maintenance",
+    "db_maintenance",
+    "collect_diagnostics",
+    "routine",
+    "deploy",
+    "rollback",
+)
+STATS = (
+    "backup",
+    "restore",
+    "redis_maintenance",
+    "db_maintenance",
+    "collect_diagnostics",
+    "routine_daily",
+    "routine_monthly",
+    "deploy",
+    "rollback",
+)
+# The runbooks' output folders, all in the run's scratch folder: variable -> folder.
+SCRATCH_PLACES = {
+    "collect_diagnostics_dir": "incidents",
+    "collect_diagnostics_fetch_dir": "incidents-fetched",
+    "routine_report_dir": "reports",
+    "routine_monthly_archive_dir": "archives",
+    "routine_monthly_log_dir": "logs",
+    "deploy_release_dir": "releases",
+    "rollback_release_dir": "releases",
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +110,23 @@ def assert_ok(run: PlaybookRun, secrets: Secrets) -> None:
     )
 
 
+def play_windows(run: PlaybookRun) -> list[tuple[str, float, float]]:
+    """(name, start, end) of each play of a run, in time.time() seconds: from its start event to the next play's, the
+    last one to the run's last event."""
+    stamps = [
+        (event, datetime.datetime.fromisoformat(event["created"]).replace(tzinfo=datetime.timezone.utc).timestamp())
+        for event in run.events
+        if event.get("created")
+    ]
+    starts = [
+        (event["event_data"].get("play", "?"), when)
+        for event, when in stamps
+        if event["event"] == "playbook_on_play_start"
+    ]
+    ends = [when for _name, when in starts[1:]] + [max(when for _event, when in stamps)]
+    return [(name, start, end) for (name, start), end in zip(starts, ends)]
+
+
 def tmp_entries() -> set[Path]:
     return {path for folder in TMP_DIRS if folder.is_dir() for pattern in TMP_PATTERNS for path in folder.glob(pattern)}
 
@@ -87,6 +138,7 @@ def container_tmp(host: lab.Host) -> set[str]:
 @dataclass
 class Observed:
     kept: KeptRun
+    sampler: ProcessSampler
     processes: list[Process]
     samples: int
     scratch: Path
@@ -102,10 +154,13 @@ def observed(hosts: dict, secrets: Secrets, tmp_path_factory: pytest.TempPathFac
     host = hosts[HOST]
     scratch = lab.ROOT / "scratch" / f"secrets-{uuid.uuid4().hex[:8]}"
     credentials = lab_credentials(HOST)
+    app = lab.compose(host, "ps", "-q", "app").stdout.strip()
     extravars = {
-        "stackops_pg_password": credentials["stackops_pg_password"],
-        "stackops_redis_password": credentials["stackops_redis_password"],
-        **{f"{play}_hosts": HOST for play in ("backup", "restore", "redis_maintenance")},
+        **{
+            name: credentials[name]
+            for name in ("stackops_pg_password", "stackops_pg_app_password", "stackops_redis_password")
+        },
+        **{f"{play}_hosts": HOST for play in PLAYS},
         "stackops_backup_dest": str(scratch / "backups"),
         "stackops_redis_snapshot_dest": str(scratch / "redis"),
         "restore_confirm": True,
@@ -113,10 +168,21 @@ def observed(hosts: dict, secrets: Secrets, tmp_path_factory: pytest.TempPathFac
         "redis_maintenance_snapshot": True,
         # The app opens a connection per request: the swap needs no stop and start of it (time is scarce).
         "restore_stop_services": [],
+        # Everything the other runbooks write goes to the scratch folder too.
+        **{name: str(scratch / folder) for name, folder in SCRATCH_PLACES.items()},
+        # The image that runs, named in .env: a release of its own, which the rollback (with .env) undoes.
+        "deploy_image": subprocess.run(
+            ["docker", "inspect", "--format", "{{.Config.Image}}", app], capture_output=True, text=True, check=True
+        ).stdout.strip(),
+        "rollback_config": True,
     }
     tmp_before, container_before, started = tmp_entries(), container_tmp(host), time.time()
+    # The rollback puts .env back (the deploy adds the image's line); a run cut short must not leave it changed, or
+    # the next deploy of the same image would have nothing to do.
+    env_file = host.dir / ".env"
+    env_before = env_file.read_bytes()
     try:
-        with ProcessSampler(secrets) as sampler:
+        with ProcessSampler(secrets, max_samples=100_000, max_seconds=1200) as sampler:
             kept = run_kept(
                 str(PLAYBOOKS / "secret_runbooks.yml"),
                 tmp_path_factory.mktemp("artifacts"),
@@ -127,6 +193,7 @@ def observed(hosts: dict, secrets: Secrets, tmp_path_factory: pytest.TempPathFac
             )
         yield Observed(
             kept=kept,
+            sampler=sampler,
             processes=sampler.processes(),
             samples=sampler.samples,
             scratch=scratch,
@@ -135,6 +202,8 @@ def observed(hosts: dict, secrets: Secrets, tmp_path_factory: pytest.TempPathFac
             new_container_tmp=container_tmp(host) - container_before,
         )
     finally:
+        if env_file.read_bytes() != env_before:
+            env_file.write_bytes(env_before)
         subprocess.run(["rm", "-rf", str(scratch)], check=False)
 
 
@@ -201,6 +270,8 @@ def test_no_secret_in_the_output_or_events_of_a_vvv_run(observed: Observed, secr
         "restore": bool(run.artifacts["restore"][HOST]["previous_db"]),
         "snapshot": bool(run.artifacts["redis_maintenance"][HOST]["snapshot"]["sha256"]),
         "health": run.artifacts["restore"][HOST]["health"] in ("ok", "warning"),
+        "deploy": run.artifacts["deploy"][HOST]["status"] == "deployed",
+        **{key: HOST in run.artifacts.get(key, {}) for key in STATS},
     }
     assert all(done.values()), f"not every runbook did its work: {done}"
     leaks = {where: names for where, text in run_texts(run) if (names := secrets.find(text))}
@@ -251,8 +322,21 @@ def test_no_secret_in_any_command_line_and_the_pg_password_only_in_documented_en
     names = set(mine.names())
     seen = observed.processes
     assert observed.samples >= 50, observed.samples
-    # The sampling saw the work: the dump, the roles, the read-back and the restore.
-    for what in ("pg_dump -Fc", "pg_dumpall --globals-only", "pg_restore -f /dev/null", "pg_restore --exit-on-error"):
+    # The sampling watched every playbook of the run from its start to the next one's (or the run's end), with no
+    # pause a process living a second could slip through.
+    plays = play_windows(observed.kept.run)
+    assert len(plays) >= len(STATS), f"the run had {len(plays)} plays: {[name for name, _start, _end in plays]}"
+    gaps = {name: round(observed.sampler.longest_gap(start, end), 2) for name, start, end in plays}
+    assert max(gaps.values()) < 1.0, f"plays with a stretch of a second or more unsampled: {gaps}"
+    # The sampling saw the work: the dump, the roles, the read-back, the restore, and the deploy's and the rollback's
+    # surge (a compose project of its own).
+    for what in (
+        "pg_dump -Fc",
+        "pg_dumpall --globals-only",
+        "pg_restore -f /dev/null",
+        "pg_restore --exit-on-error",
+        f"-p stackops-{HOST}-surge",
+    ):
         assert any(what in p.command for p in seen), f"no `{what}` process was sampled in {observed.samples} samples"
     in_commands = [(p.command[:300], p.in_command) for p in seen if names & set(p.in_command)]
     assert not in_commands, f"secrets in command lines: {in_commands}"
@@ -283,6 +367,18 @@ def test_what_the_runbooks_write_is_private(observed: Observed, secrets: Secrets
     plain = Secrets({name: secrets.value(name) for name in secrets.names() if "verifier" not in name})
     found = plain.scan_tree(backup.parent)
     assert not found, f"passwords in the backup: {found}"
+    # The bundle, the routines' reports, archive and log export: 0700/0600, and the deploy's releases (files keep
+    # their modes, in 0700 folders) private; no secret in the reports, the bundle or the redacted log export.
+    places = {folder: observed.scratch / folder for folder in ("incidents-fetched", "reports", "archives", "logs")}
+    assert all(any(place.rglob("*")) for place in places.values()), f"a runbook wrote nothing: {places}"
+    loose = {name: found for name, place in places.items() if (found := loose_modes(place))}
+    assert not loose, f"not 0700/0600: {loose}"
+    readable = open_to_others(observed.scratch)
+    assert not readable, f"files other users can read: {readable}"
+    leaks = {
+        name: found for name in ("incidents-fetched", "reports", "logs") if (found := secrets.scan_tree(places[name]))
+    }
+    assert not leaks, f"secrets in the bundle, reports or log export: {leaks}"
 
 
 def test_no_report_bundle_or_backup_the_runbooks_left_is_open_to_others(secrets: Secrets) -> None:
