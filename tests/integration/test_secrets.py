@@ -1,10 +1,10 @@
 """Secrets stay secret on drill1: every runbook that handles a password (a backup, its restore ending with the health
 check, a Redis snapshot, the online database maintenance, an incident bundle, the daily and monthly routines, a
 deploy and its rollback) runs at -vvv --diff through ansible-runner with the passwords injected as extra vars (as the
-AWX credential type does), while the process table of the whole machine is sampled throughout every play. No password shows in the output, the events, the runner
-artifacts or any command line; what they write is private, and so is every report, bundle and backup the
-runbooks have left in their usual places; nothing with a secret is left in /tmp. The scanner itself is shown to
-catch a planted secret in every one of these places first.
+AWX credential type does), while the process table of the whole machine is sampled throughout every play. No
+password shows in the output, the events, the runner artifacts or any command line; what they write is private, and
+so is every report, bundle and backup the runbooks have left in their usual places; nothing with a secret is left in
+/tmp. The scanner itself is shown to catch a planted secret in every one of these places first.
 
 Secret values are compared in memory only: every failure names the secret, never shows it. PYTEST_DONT_REWRITE:
 pytest's assertion rewriting would print the operands of a failed comparison (a whole -vvv output, say); here a
