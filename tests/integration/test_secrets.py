@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2.errors
 import pytest
 
 import lab
@@ -37,9 +38,11 @@ from harness.secrets import (
     Process,
     ProcessSampler,
     Secrets,
+    files_under,
     lab_secrets,
     loose_modes,
     open_to_others,
+    readable_contents,
     run_kept,
     run_texts,
 )
@@ -127,6 +130,18 @@ def play_windows(run: PlaybookRun) -> list[tuple[str, float, float]]:
     return [(name, start, end) for (name, start), end in zip(starts, ends)]
 
 
+def escaped_forms(value: str) -> dict[str, str]:
+    """Forms of a value that a client may log and that no scanner's as-is, JSON or URL form equals (the lab's
+    passwords have no character that JSON or a URL escapes): every character percent-encoded, in upper and lower case
+    hexadecimal, and every character a JSON \\u escape."""
+    raw = value.encode("utf-8")
+    return {
+        "percent-encoded": "".join(f"%{byte:02X}" for byte in raw),
+        "percent-encoded in lower case": "".join(f"%{byte:02x}" for byte in raw),
+        "JSON \\u escapes": "".join(f"\\u{ord(char):04x}" for char in value),
+    }
+
+
 def tmp_entries() -> set[Path]:
     return {path for folder in TMP_DIRS if folder.is_dir() for pattern in TMP_PATTERNS for path in folder.glob(pattern)}
 
@@ -145,6 +160,7 @@ class Observed:
     started: float
     new_tmp: set[Path]
     new_container_tmp: set[str]
+    logged: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +197,12 @@ def observed(hosts: dict, secrets: Secrets, tmp_path_factory: pytest.TempPathFac
     # the next deploy of the same image would have nothing to do.
     env_file = host.dir / ".env"
     env_before = env_file.read_bytes()
+    # PostgreSQL logs a refused value (and the statement): the PostgreSQL password in escaped forms, for the bundle's
+    # and the monthly log export's redaction.
+    logged = escaped_forms(credentials["stackops_pg_password"])
+    for form in logged.values():
+        with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+            query(host, "postgres", "SELECT %s::int", (form,))
     try:
         with ProcessSampler(secrets, max_samples=100_000, max_seconds=1200) as sampler:
             kept = run_kept(
@@ -200,6 +222,7 @@ def observed(hosts: dict, secrets: Secrets, tmp_path_factory: pytest.TempPathFac
             started=started,
             new_tmp=tmp_entries() - tmp_before,
             new_container_tmp=container_tmp(host) - container_before,
+            logged=logged,
         )
     finally:
         if env_file.read_bytes() != env_before:
@@ -379,6 +402,18 @@ def test_what_the_runbooks_write_is_private(observed: Observed, secrets: Secrets
         name: found for name in ("incidents-fetched", "reports", "logs") if (found := secrets.scan_tree(places[name]))
     }
     assert not leaks, f"secrets in the bundle, reports or log export: {leaks}"
+
+
+def test_logs_are_redacted_in_escaped_forms_in_the_bundle_and_the_log_export(observed: Observed, hosts: dict) -> None:
+    logs = lab.compose(hosts[HOST], "logs", "--no-log-prefix", "postgres").stdout
+    missing = [name for name, form in observed.logged.items() if form not in logs]
+    assert not missing, f"postgres did not log the password {missing}"
+    for folder in ("incidents-fetched", "logs"):
+        paths = files_under(observed.scratch / folder)
+        texts = [b"\n".join(readable_contents(path)).decode("utf-8", errors="replace") for path in paths]
+        assert any("[REDACTED]" in text for text in texts), f"nothing redacted in {folder}: {paths}"
+        left = sorted({name for name, form in observed.logged.items() for text in texts if form in text})
+        assert not left, f"the PostgreSQL password {left} in {folder}"
 
 
 def test_no_report_bundle_or_backup_the_runbooks_left_is_open_to_others(secrets: Secrets) -> None:
