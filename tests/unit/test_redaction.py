@@ -119,6 +119,12 @@ STATEMENTS = [
         "s3cret",
         "SELECT * FROM dblink('postgresql://h/app?user=a&password=********&sslmode=require', 'SELECT 1')",
     ),
+    # Comments carry connection strings too (an application's annotation).
+    (
+        "SELECT 1 /* dsn=postgresql://app:s3cret-c@db/app */ -- host=a password=s3cret-l",
+        "s3cret",
+        "SELECT 1 /* dsn=postgresql://app:********@db/app */ -- host=a password=********",
+    ),
     # A statement inside a literal or a function body, as dynamic SQL runs it.
     (
         "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''s3cret-dyn'''; END$$",
