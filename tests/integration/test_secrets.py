@@ -339,8 +339,8 @@ def test_an_environment_credential_lands_in_the_runner_artifacts(
 def test_no_secret_in_any_command_line_and_the_pg_password_only_in_documented_environments(
     observed: Observed, secrets: Secrets
 ) -> None:
-    # Only drill1's secrets: the other hosts are other tests' (the harness's ad hoc runs pass module arguments
-    # on their command line).
+    # Only drill1's secrets: the other hosts are other tests', which may run beside this one on the same machine
+    # (their own tools, the lab's commands) and are not what this run is judged on.
     mine = secrets.of(f"{HOST} ", "ssh ")
     names = set(mine.names())
     seen = observed.processes
