@@ -161,7 +161,14 @@ def test_check_mode_predicts_the_window_and_changes_nothing(hosts: dict) -> None
     app_before = lab.compose(lab2, "ps", "-q", "app").stdout.strip()
     nginx_dir = lab2.dir / "nginx"
     files_before = {p: p.read_bytes() for p in nginx_dir.rglob("*") if p.is_file()}
-    run = check_run(run_playbook, PLAYBOOK, limit="lab2", extravars={"maintenance_window_stop_services": ["app"]})
+    with webhook(lab2) as (url, events):
+        run = check_run(
+            run_playbook,
+            PLAYBOOK,
+            limit="lab2",
+            extravars={"maintenance_window_stop_services": ["app"], "maintenance_window_webhook": url},
+        )
+    assert events == [], "a --check run announced a window to the webhook"
     # Maintenance on and the app stopped: predicted, none of it done. (Maintenance off also predicts a change
     # when the snippets are not in place yet, so the total is not fixed.)
     for task in ("Turn nginx's maintenance mode on", "Stop the services the work needs stopped"):

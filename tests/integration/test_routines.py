@@ -20,18 +20,23 @@ from psycopg2 import sql
 import lab
 from harness.paths import lab_credentials
 from harness.pg import query
-from harness.playbook import assert_four_step, assert_read_only, run_module, run_playbook
+from harness.playbook import assert_four_step, assert_read_only, check_run, run_module, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab1", "engine")
 
-REPORTS = lab.ROOT / "reports" / "routine"
 ARCHIVES = lab.ROOT / "archives"
 LOGS = lab.ROOT / "logs"
 PLANTED = "org.stackops.test=routine-prune"
 
 
-def report(period: str, host: str = "lab1") -> dict:
-    return json.loads((REPORTS / period / f"{host}.json").read_text())
+def to(reports: Path) -> dict[str, str]:
+    """Reports into a folder of the test's own: a real run writes them (unchanged otherwise, no change reported), and
+    the snapshot of the contracts reads the lab's report folders (tests/harness/snapshot.py)."""
+    return {"routine_report_dir": str(reports), "health_check_report_dir": str(reports)}
+
+
+def report(reports: Path, period: str, host: str = "lab1") -> dict:
+    return json.loads((reports / period / f"{host}.json").read_text())
 
 
 def docker(*args: str) -> str:
@@ -52,15 +57,15 @@ def planted() -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.matrix
-def test_daily_reads_health_disk_and_errors_and_changes_nothing(hosts: dict) -> None:
+def test_daily_reads_health_disk_and_errors_and_changes_nothing(hosts: dict, tmp_path: Path) -> None:
     host = hosts["lab1"]
     secret = lab_credentials("lab1")["stackops_redis_password"]
     # An error line in the postgres log that carries a secret, as a failed statement does.
     with pytest.raises(psycopg2.errors.UndefinedTable):
         query(host, "postgres", sql.SQL("SELECT 1 FROM {}").format(sql.Identifier(f"routine_no_such_table_{secret}")))
-    extravars = {"routine_daily_error_lines": 500}
+    extravars = {"routine_daily_error_lines": 500, **to(tmp_path)}
     runs = assert_read_only("stackops.runbooks.routine_daily", limit="lab1", extravars=extravars)
-    found = report("daily")
+    found = report(tmp_path, "daily")
     assert found["period"] == "daily" and found["status"] in ("ok", "warning")
     assert found["facts"]["health"] in ("ok", "warning")
     assert "/" in found["facts"]["disk_used_pct"]
@@ -71,6 +76,12 @@ def test_daily_reads_health_disk_and_errors_and_changes_nothing(hosts: dict) -> 
         assert secret not in run.stdout
     assert secret not in json.dumps(found)
     assert runs[-1].artifacts["routine_daily"]["lab1"]["status"] == found["status"]
+
+
+def test_check_mode_writes_no_report() -> None:
+    """The lab's own report folders, which the snapshot reads: --check writes neither the routine's report nor the
+    health check's inside it (both did, as evidence of the run, until check mode was made to change nothing)."""
+    check_run(run_playbook, "stackops.runbooks.routine_daily", limit="lab1")
 
 
 def test_daily_fails_the_host_on_a_warning_when_asked(hosts: dict) -> None:
@@ -84,10 +95,10 @@ def test_daily_fails_the_host_on_a_warning_when_asked(hosts: dict) -> None:
     assert "the daily routine found" in run.stdout and "log lines matched the error pattern" in run.stdout
 
 
-def test_weekly_prunes_only_leftovers_and_backs_up_once(hosts: dict, planted: dict[str, str]) -> None:
+def test_weekly_prunes_only_leftovers_and_backs_up_once(hosts: dict, planted: dict[str, str], tmp_path: Path) -> None:
     host = hosts["lab1"]
     running = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={host.project}").split()
-    extravars = {"routine_weekly_prune_older_than": "0s"}
+    extravars = {"routine_weekly_prune_older_than": "0s", **to(tmp_path)}
     check, real, *_rest = assert_four_step("stackops.runbooks.routine_weekly", limit="lab1", extravars=extravars)
     planned = check.result("lab1", "Prune Docker leftovers that nothing refers to")
     pruned = real.result("lab1", "Prune Docker leftovers that nothing refers to")
@@ -101,7 +112,7 @@ def test_weekly_prunes_only_leftovers_and_backs_up_once(hosts: dict, planted: di
     )
     # Compose containers, running or stopped, are never pruned.
     assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={host.project}").split() == running
-    found = report("weekly")
+    found = report(tmp_path, "weekly")
     assert found["facts"]["backup"] and found["facts"]["backup_age_hours"] < 24
     assert found["facts"]["pulled"] == [] and found["facts"]["images_skipped"] >= 1
     assert isinstance(found["facts"]["os_upgradable"], int)
@@ -131,11 +142,11 @@ def new_month() -> Iterator[None]:
     yield
 
 
-def test_monthly_archives_exports_and_audits_once_a_month(hosts: dict, new_month: None) -> None:
+def test_monthly_archives_exports_and_audits_once_a_month(hosts: dict, new_month: None, tmp_path: Path) -> None:
     secret = lab_credentials("lab1")["stackops_pg_password"]
-    real = assert_four_step("stackops.runbooks.routine_monthly", limit="lab1")[1]
+    real = assert_four_step("stackops.runbooks.routine_monthly", limit="lab1", extravars=to(tmp_path))[1]
     assert real.changed()["lab1"] >= 2
-    found = report("monthly")
+    found = report(tmp_path, "monthly")
     archive = Path(found["facts"]["archive"])
     assert archive.stat().st_mode & 0o777 == 0o600 and archive.parent.stat().st_mode & 0o777 == 0o700
     recorded = Path(f"{archive}.sha256").read_text().split()
