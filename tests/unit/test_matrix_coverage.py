@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.sources import string_constants
+
 REPO = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py"))
 PREFIX = "stackops.runbooks."
@@ -52,13 +54,7 @@ def strings(
 def matrix_calls(source: str) -> set[str]:
     """The `stackops.runbooks.*` names (modules and playbooks alike) a test module's matrix-marked tests reach."""
     tree = ast.parse(source)
-    constants = {
-        target.id: node.value.value
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
+    constants = string_constants(tree)
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
     everything = module_marked(tree)
     found = set()

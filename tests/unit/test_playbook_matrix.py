@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.sources import string_constants
+
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = sorted(p.stem for p in (REPO / "playbooks").glob("*.yml"))
 CONTRACTS = {"assert_four_step", "four_step", "assert_read_only", "read_only", "check_run"}
@@ -32,13 +34,7 @@ def contract_calls(source: str) -> dict[str, set[str]]:
     """Playbook name -> the contracts a test module runs it through (literal names or module-level constants); a call
     that passes `tags` runs a part of the playbook and is left out."""
     tree = ast.parse(source)
-    constants = {
-        target.id: node.value.value
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
+    constants = string_constants(tree)
     found: dict[str, set[str]] = {}
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONTRACTS):
