@@ -120,7 +120,9 @@ def scratch(request: pytest.FixtureRequest) -> Iterator[ScratchProject]:
     in the lab root, reached over SSH by the modules on the test module's first lab host, whose snapshots read it;
     removed with its containers afterwards."""
     marker = request.node.get_closest_marker("lab_hosts")
-    project = new_project(lab.ROOT / "scratch", next(name for name in marker.args if name in lab_hosts()))
+    host = next((name for name in marker.args if name in lab_hosts()), None)
+    assert host, f"a scratch project is reached from a lab host; {request.module.__name__} declares none"
+    project = new_project(lab.ROOT / "scratch", host)
     yield project
     project.remove()
     subprocess.run(["rm", "-rf", str(project.path)], check=False)

@@ -562,6 +562,10 @@ def test_a_killed_restore_leaves_a_database_the_next_run_drops(lab1: lab.Host, s
     assert result["failed"], result
     assert marker(lab1, shop) == [(MARKER,)]
     assert scratch_left(lab1, shop) == scratch
+    # The killed run's own session on shop ends when PostgreSQL notices its client is gone, a moment after the kill;
+    # until then the next run refuses to swap, as it does for any session on the database.
+    killed = "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'stackops-pg_restore'"
+    wait_for("the killed run's session to end", lambda: not query(lab1, "postgres", killed, (shop,)))
     again = restore(lab1, shop, app_set["path"], force=True, keep_previous=0)
     assert not again["failed"], again
     assert set(again["dropped"]) >= scratch and not scratch_left(lab1, shop)

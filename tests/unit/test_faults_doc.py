@@ -78,7 +78,7 @@ def missing(cited: list[str]) -> list[str]:
     tests = {i.split("[", 1)[0] for i in ids}
     found = []
     for cite in cited:
-        file, _, test = cite.partition("::")
+        file, _sep, test = cite.partition("::")
         if file in absent:
             found.append(cite)
         elif test and cite.endswith(PLACEHOLDERS):
