@@ -67,16 +67,26 @@ def declared_in(source: str) -> tuple[str, ...] | None:
 
 @contextmanager
 def holding(hosts: list[str], run_id: str) -> Iterator[None]:
-    """Hold an exclusive lock per host until the block ends (the kernel drops them if the worker dies)."""
+    """Hold an exclusive lock per host until the block ends (the kernel drops them if the worker dies).
+
+    The host locks are taken behind a turnstile, one worker at a time: flock wakes its waiters in no order, so a
+    module waiting for every host would otherwise lose each host it waits for to the next module of the lane that
+    just released it, and wait out a whole lane (measured: a module of "all" waited 280 s). Behind the turnstile it
+    waits for the modules running when it came, and the lane's next module waits for it."""
     global held  # noqa: PLW0603 - one module at a time per worker process
     folder = Path(tempfile.gettempdir()) / f"stackops-lanes-{run_id}"
     folder.mkdir(mode=0o700, exist_ok=True)
     descriptors: list[int] = []
     try:
-        for host in hosts:
-            descriptor = os.open(folder / f"{host}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            descriptors.append(descriptor)
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        turnstile = os.open(folder / "turnstile.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            for host in hosts:
+                descriptor = os.open(folder / f"{host}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                descriptors.append(descriptor)
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+        finally:
+            os.close(turnstile)
         held = [host for host in hosts if host != ENGINE]
         yield
     finally:
