@@ -93,9 +93,9 @@ integration: venv lab-up
 matrix: venv collection lab-up
 	pytest -n 2 -m "matrix or not lab" tests/unit tests/integration
 
-# Lint and ansible-test sanity (for both series) run beside the lab's start, whose image builds mostly download, and
-# beside pytest, which mostly waits on the lab. The unit tests run on the newest ansible-core first; then every test
-# on the oldest, except those marked `matrix`, whose playbooks and modules the newest's controller runs (each
+# Lint, ansible-test sanity (for both series) and the unit tests on the newest ansible-core run beside the lab's
+# start, whose image builds mostly download, and beside pytest, which mostly waits on the lab: every test on the
+# oldest, except those marked `matrix`, whose playbooks and modules the newest's controller runs (each
 # integration test runs once). Lint's and sanity's output is shown when they fail; the last line is always pytest's
 # summary of the full suite (.build/junit.xml has every test's time).
 test: venv collection
@@ -103,12 +103,12 @@ test: venv collection
 	$(MAKE) --no-print-directory lint > .build/lint.log 2>&1 & lint=$$!; \
 	{ $(MAKE) --no-print-directory sanity && $(MAKE) --no-print-directory sanity CORE=$(NEWEST); } \
 	  > .build/sanity.log 2>&1 & sanity=$$!; \
-	$(MAKE) --no-print-directory lab-up || { kill $$sanity $$lint; exit 1; }; \
-	tests=0; $(MAKE) --no-print-directory unit CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 || tests=$$?; \
+	$(MAKE) --no-print-directory unit CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 & newest=$$!; \
+	$(MAKE) --no-print-directory lab-up || { kill $$sanity $$lint $$newest; exit 1; }; \
+	tests=0; STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n 2 --durations=20 \
+	  --junitxml=.build/junit.xml tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
+	wait $$newest || { tests=1; tail -n 60 .build/pytest-$(NEWEST).log; }; \
 	echo "make test: ansible-core $(NEWEST) unit tests: $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
-	if [ $$tests -ne 0 ]; then tail -n 60 .build/pytest-$(NEWEST).log; fi; \
-	STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n 2 --durations=20 --junitxml=.build/junit.xml \
-	  tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
 	checks=0; wait $$lint || { checks=1; cat .build/lint.log; echo "make test: lint failed (above)"; }; \
 	wait $$sanity || { checks=1; cat .build/sanity.log; echo "make test: ansible-test sanity failed (above)"; }; \
 	if [ $$checks -eq 0 ]; then grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; \

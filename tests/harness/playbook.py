@@ -7,6 +7,7 @@ import os
 import tempfile
 import typing as t
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,7 +259,12 @@ class _Watched:
         self.run, self.args, self.kwargs = run, args, kwargs
         pattern = kwargs.get("limit", kwargs.get("hosts", "lab1" if run is run_module else None))
         self.hosts = lab_hosts_of(pattern)
-        self.state = {host: snapshot(host) for host in self.hosts}
+        self.state = self.snapshots()
+
+    def snapshots(self) -> dict[str, t.Any]:
+        """Each host's snapshot, the hosts side by side (a fleet contract reads four)."""
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return dict(zip(self.hosts, pool.map(snapshot, self.hosts)))
 
     def step(self, check: bool, name: str, refused: str | None = None) -> PlaybookRun:
         """One run: it succeeds (or, given `refused`, fails on a host with that text), it acted on every host it
@@ -271,7 +277,7 @@ class _Watched:
             assert result.status == "failed" and refused in result.stdout, result.stdout[-3000:]
             assert result.failed_hosts(), f"{result.playbook}: refused, but on no host:\n{result.stdout[-3000:]}"
             assert not any(result.changed().values()), result.changed()
-        after = {host: snapshot(host) for host in self.hosts}
+        after = self.snapshots()
         reported = result.changed()
         changes = [
             f"{host}: {line}"
