@@ -255,7 +255,9 @@ def readiness_problems(
             problems.append(f"service {name} has no container")
             continue
         for c in mine:
-            if c.state == "exited" and is_one_shot(services.get(name, {})):
+            # Docker sets the exit code when the process ends; a one-shot has no restart to run it again, so a
+            # non-zero code is its end even where the listing still says running (seen from Compose 2.26.1).
+            if (c.state == "exited" or c.exit_code != 0) and is_one_shot(services.get(name, {})):
                 if c.exit_code != 0:
                     problems.append(f"{c.name} (one-shot service {name}) exited with code {c.exit_code}")
                     final = True
