@@ -363,7 +363,7 @@ SCRATCH_COMMENT = "stackops.runbooks.pg_restore scratch"
 MAX_NAME = 63
 SESSIONS = (
     "SELECT pid, usename, application_name, client_addr::text AS client FROM pg_catalog.pg_stat_activity "
-    "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()"
+    "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid() AND pid <> ALL(%s::int[])"
 )
 SCRATCHES = (
     "SELECT d.datname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_shdescription s "
@@ -479,9 +479,11 @@ def inspect(p: dict[str, t.Any], admin: t.Any) -> Target:
     conn = must_connect(p, APPLICATION, db, read_only=True, error=BackupError)
     try:
         tables = sorted(r["name"] for r in rows(conn, TABLE_NAMES))
+        # The server ends this connection's backend a moment after close(): it is no session of anyone else's.
+        own = [conn.get_backend_pid()]
     finally:
         conn.close()
-    return Target(exists=True, tables=tables, sessions=rows(admin, SESSIONS, (db,)), settings=found[0])
+    return Target(exists=True, tables=tables, sessions=rows(admin, SESSIONS, (db, own)), settings=found[0])
 
 
 def plan_restore(
