@@ -9,6 +9,8 @@ SHELL := /bin/bash
 OLDEST := 2.19
 NEWEST := 2.21
 CORE ?= $(OLDEST)
+# pytest-xdist workers of `make test`'s main run (each takes a lane of lab hosts: docs/testing.md).
+WORKERS ?= 2
 # The real interpreter, not a pyenv shim: shims break ansible-test and interpreter discovery.
 ifeq ($(CORE),$(OLDEST))
 PYTHON ?= $(shell python3 -c 'import sys; print(sys.executable)')
@@ -105,7 +107,7 @@ test: venv collection
 	  > .build/sanity.log 2>&1 & sanity=$$!; \
 	$(MAKE) --no-print-directory unit CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 & newest=$$!; \
 	$(MAKE) --no-print-directory lab-up || { kill $$sanity $$lint $$newest; exit 1; }; \
-	tests=0; STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n 2 --durations=20 \
+	tests=0; STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n $(WORKERS) --durations=20 \
 	  --junitxml=.build/junit.xml tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
 	wait $$newest || { tests=1; tail -n 60 .build/pytest-$(NEWEST).log; }; \
 	echo "make test: ansible-core $(NEWEST) unit tests: $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
