@@ -10,8 +10,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +17,7 @@ import pytest
 
 import lab
 from harness.faults import Case, assert_outcome, run_batch
-from harness.labctl import lab_up
-from harness.paths import REPO
+from harness.labctl import dockerd_stopped, gone, repair
 from harness.playbook import PlaybookRun
 
 pytestmark = pytest.mark.lab_hosts("all")
@@ -60,8 +57,11 @@ CASES: dict[str, dict[str, Case]] = {
             "stack",
             STACK,
         ),
-        # recover_service starts no daemon: it stops at its first read, before it acts.
-        "recover_service": Case("recover_service", (DAEMON,), {}, None, "stack", STACK),
+        # Told not to start the daemon, recover_service stops at its first read, before it acts (it starts it by
+        # default: test_recover_dockerd.py).
+        "recover_service": Case(
+            "recover_service", (DAEMON,), {"recover_service_start_docker": False}, None, "stack", STACK
+        ),
     },
     "sshd_stopped": {
         "health_check": Case(
@@ -80,44 +80,6 @@ CASES: dict[str, dict[str, Case]] = {
         ),
     },
 }
-
-
-def status() -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "lab" / "lab.py"), "status"], capture_output=True, text=True, check=False
-    )
-
-
-def repair() -> None:
-    """`lab.py up`, then `lab.py status` until every host is healthy (containers start again after dockerd)."""
-    lab_up()
-    deadline = time.monotonic() + 180
-    while (found := status()).returncode != 0:
-        assert time.monotonic() < deadline, f"the lab is not healthy after the repair:\n{found.stdout}"
-        time.sleep(2)
-
-
-def gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists():
-        assert time.monotonic() < deadline, f"process {pid} did not end within {timeout:.0f} s"
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def dockerd_stopped() -> Iterator[None]:
-    """`systemctl stop docker`: SIGTERM, and dockerd stops every container before it ends. From the signal on,
-    whatever fails, the daemon is started again; one still stopping is waited for first (it could answer `lab.py
-    up`'s check, then end)."""
-    pid = int(Path("/var/run/docker.pid").read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-        gone(pid, 120)
-        yield
-    finally:
-        with contextlib.suppress(AssertionError):
-            gone(pid, 120)
-        repair()
 
 
 @contextlib.contextmanager
