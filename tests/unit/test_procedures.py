@@ -4,12 +4,15 @@ Every section of the seed index (tests/unit/fixtures/seed_procedures.txt, made b
 row, in the seeds' order; what a row cites exists: links, playbooks, roles, modules and repository paths; the tags
 after "tag"/"tags" are tags of the playbook or role cited before them (its own `tags:` and those of the roles it
 runs, read from the YAML); a variable with a role's prefix is declared in that role's meta/argument_specs.yml (or
-is one that a playbook reads, such as `<role>_hosts`); the summary line counts the rows. Each check is a function
-over a page and a collection, shown failing on a synthetic one at the end.
+is one that a playbook reads, such as `<role>_hosts`); each performed or partly row names, in its "proved by" cell,
+tests that exist (read from the test files with ast, as pytest would collect them, without importing them or
+touching the lab), and the other rows name none; the summary line counts the rows. Each check is a function over a
+page and a collection, shown failing on a synthetic one at the end.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import textwrap
@@ -29,6 +32,7 @@ from harness.paths import REPO
 PAGE = REPO / "docs" / "procedures.md"
 INDEX = REPO / "tests" / "unit" / "fixtures" / "seed_procedures.txt"
 STATUSES = ("performed", "partly", "out of scope", "no procedure")
+PROVEN = ("performed", "partly")  # the statuses whose rows must name the tests that prove them
 SECTION = re.compile(r"^(\d{3} §[\d.]+) ")
 CELL_SPLIT = re.compile(r"(?<!\\)\|")
 LINK = re.compile(r"\[[^\]]*\]\(([^)#\s]*)(?:#[^)]*)?\)")
@@ -37,6 +41,9 @@ BACKTICKED = re.compile(r"`([^`]+)`")
 VARIABLE = re.compile(r"([a-z][a-z0-9_]*)(?:=.*)?")
 REPO_PATH = re.compile(r"^(?:playbooks|roles|plugins|awx|bench|tests|docs)/\S+$")
 CITED = re.compile(r"^(playbooks|roles|modules)/(\w+)\.md$")
+# A test in the "proved by" cell: `test_module::test_name` is tests/integration/test_module.py's, `unit/...` is in
+# tests/unit; a class-based test is `test_module::TestClass::test_name`; a parametrized one has no [parameters].
+PROOF = re.compile(r"^(?:(integration|unit)/)?(test\w*)::((?:Test\w*::)?test\w*)$")
 SUMMARY = re.compile(
     r"\*\*Summary: (\d+) seed sections in (\d+) rows: (\d+) performed, (\d+) partly, (\d+) out of scope, "
     r"(\d+) no procedure\.\*\*"
@@ -52,6 +59,7 @@ class Row:
     status: str
     performed_by: str
     notes: str
+    proved_by: str = ""
 
     @property
     def cited(self) -> str:
@@ -106,6 +114,20 @@ class Collection:
             self._variable_sets[role] = {n for e in specs["argument_specs"].values() for n in e.get("options") or {}}
         return self._variable_sets[role]
 
+    def test_problems(self, proof: str) -> list[str]:
+        """Why `proof` (a "proved by" entry) names no test that pytest collects; nothing when it does."""
+        match = PROOF.match(proof)
+        if not match:
+            hint = ", without its [parameters]" if "[" in proof else ""
+            return [f"`{proof}` is not a test id like `test_module::test_name` or `unit/test_module::test_name`{hint}"]
+        folder, module, name = match.groups()
+        path = self.root / "tests" / (folder or "integration") / f"{module}.py"
+        if not path.is_file():
+            return [f"`{proof}`: {path.relative_to(self.root)} does not exist"]
+        if name not in _test_names(path):
+            return [f"`{proof}`: {path.relative_to(self.root)} has no test {name}"]
+        return []
+
     def playbook_variables(self) -> set[str]:
         """Variables the playbooks themselves read (`<role>_hosts`, `<role>_serial`)."""
         pattern = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\|\s*default\(")
@@ -115,6 +137,22 @@ class Collection:
 @cache
 def _load(path: Path) -> Any:
     return yaml.load(path.read_text(), Loader=LOADER)  # noqa: S506 - a safe loader, the C one when there is one
+
+
+@cache
+def _test_names(path: Path) -> frozenset[str]:
+    """The tests pytest collects from a module (python_functions and python_classes left at their defaults): its
+    `test*` functions, and the `test*` methods of its `Test*` classes as `Class::method`."""
+    names: set[str] = set()
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, functions) and node.name.startswith("test"):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            names.update(
+                f"{node.name}::{m.name}" for m in node.body if isinstance(m, functions) and m.name.startswith("test")
+            )
+    return frozenset(names)
 
 
 def _walk(node: Any, tags: set[str], roles: set[str]) -> None:
@@ -154,7 +192,7 @@ class Page:
 def table_rows(text: str) -> Iterator[Row]:
     for line in text.splitlines():
         cells = [c.strip() for c in CELL_SPLIT.split(line.strip())[1:-1]] if line.startswith("|") else []
-        if len(cells) == 4 and SECTION.match(cells[0]):
+        if len(cells) in (4, 5) and SECTION.match(cells[0]):
             yield Row(*cells)
 
 
@@ -249,6 +287,25 @@ def bad_variables(page: Page) -> list[str]:
     return problems
 
 
+def unproved(page: Page) -> list[str]:
+    """A performed or partly row names at least one test, in backticks, and each one exists; a row that is out of
+    scope or no procedure names none (nothing of the collection's is proved there)."""
+    problems = []
+    for row in page.rows:
+        proofs = BACKTICKED.findall(row.proved_by)
+        stray = BACKTICKED.sub("", row.proved_by).replace(",", " ").split()
+        if stray:
+            problems.append(f"{row.section}: proved by {' '.join(stray)!r}, which is not a test id in backticks")
+        if row.status in PROVEN and not proofs:
+            problems.append(f"{row.section}: {row.status}, but its proved by cell names no test")
+        elif row.status not in PROVEN and proofs:
+            problems.append(f"{row.section}: {row.status}, but its proved by cell names tests")
+        problems += [
+            f"{row.section}: {problem}" for proof in proofs for problem in page.collection.test_problems(proof)
+        ]
+    return problems
+
+
 def wrong_summary(page: Page) -> list[str]:
     found = SUMMARY.findall(page.text)
     if len(found) != 1:
@@ -266,6 +323,7 @@ CHECKS: list[Callable[[Page], list[str]]] = [
     bad_citations,
     bad_tags,
     bad_variables,
+    unproved,
     wrong_summary,
 ]
 
@@ -330,17 +388,19 @@ SYNTHETIC_INDEX = "# 000: 000_x.txt\n000 §1 Overview\n000 §2.1 Commands\n000 �
 SYNTHETIC_PAGE = """\
 **Summary: 3 seed sections in 4 rows: 2 performed, 1 partly, 0 out of scope, 1 no procedure.**
 
-| section | status | performed by | notes |
-| --- | --- | --- | --- |
-| 000 §1 Overview | no procedure | | |
-| 000 §2.1 Commands: `ps \\| grep x` | performed | [c](playbooks/check.md) tag `stack` (`check_mounts`) | |
-| 000 §2.1 Commands: restart | partly | [c](roles/check.md) tags `stack`, `inner`; [m](modules/m.md) | `bench/x.py` |
-| 000 §2.2 Daily Tasks (`df -h`) | performed | [c](playbooks/check.md) (`check_hosts`) | |
+| section | status | performed by | notes | proved by |
+| --- | --- | --- | --- | --- |
+| 000 §1 Overview | no procedure | | | |
+| 000 §2.1 Commands: `ps \\| grep x` | performed | [c](playbooks/check.md) tag `stack` (`check_mounts`) | \
+| `test_check::test_stack`, `unit/test_check::TestPlan::test_mounts` |
+| 000 §2.1 Commands: restart | partly | [c](roles/check.md) tags `stack`, `inner`; [m](modules/m.md) | `bench/x.py` \
+| `test_check::test_restart_async` |
+| 000 §2.2 Daily Tasks (`df -h`) | performed | [c](playbooks/check.md) (`check_hosts`) | | `test_check::test_stack` |
 """
 BROKEN = [
     ("000 §2.2 Daily Tasks (`df -h`)", "000 §2.3 Daily Tasks (`df -h`)", missing_sections, "no row for 000 §2.2"),
     ("000 §1 Overview |", "000 §1 Overvie |", missing_sections, "row for no indexed section"),
-    ("| 000 §1 Overview | no procedure | | |\n", "", missing_sections, "no row for 000 §1 Overview"),
+    ("| 000 §1 Overview | no procedure | | | |\n", "", missing_sections, "no row for 000 §1 Overview"),
     ("000 §2.2 Daily Tasks (`df -h`)", "000 §1 Overview: again", out_of_order, "out of the seeds' order"),
     ("| no procedure |", "| skipped |", bad_statuses, "status 'skipped'"),
     ("[m](modules/m.md)", "[m](modules/gone.md)", bad_citations, "link to missing modules/gone.md"),
@@ -351,6 +411,15 @@ BROKEN = [
     ("`stack`, `inner`", "`stack`, `outer`", bad_tags, "roles/check has no tag outer"),
     ("| | |\n| 000 §2.1", "| tag `stack` | |\n| 000 §2.1", bad_tags, "follows no playbook or role"),
     ("(`check_mounts`)", "(`check_mount=/`)", bad_variables, "check_mount is not in roles/check"),
+    ("(`check_hosts`) | | `test_check::test_stack` |", "(`check_hosts`) | | |", unproved, "performed, but its proved"),
+    ("| `test_check::test_restart_async` |", "| |", unproved, "partly, but its proved by cell names no test"),
+    ("| no procedure | | | |", "| no procedure | | | `test_check::test_stack` |", unproved, "no procedure, but its"),
+    ("test_restart_async` |", "test_restart_async` and more |", unproved, "proved by 'and more', which is not"),
+    ("test_check::test_stack", "test_gone::test_stack", unproved, "tests/integration/test_gone.py does not exist"),
+    ("test_check::test_restart_async", "test_check::test_restart", unproved, "test_check.py has no test test_restart"),
+    ("test_check::test_restart_async", "test_check::test_nested", unproved, "test_check.py has no test test_nested"),
+    ("unit/test_check::TestPlan", "test_check::TestPlan", unproved, "integration/test_check.py has no test TestPlan::"),
+    ("TestPlan::test_mounts`", "TestPlan::test_mounts[a]`", unproved, "without its [parameters]"),
     ("4 rows", "5 rows", wrong_summary, "the summary says"),
     ("**Summary", "Summary", wrong_summary, "expected one summary line"),
 ]
@@ -374,6 +443,11 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "docs/roles/check.md": "",
         "docs/modules/m.md": "",
         "docs/modules/orphan.md": "",
+        "tests/integration/test_check.py": (
+            "def test_stack() -> None:\n    def test_nested() -> None: ...\n\n\n"
+            "async def test_restart_async() -> None: ...\n"
+        ),
+        "tests/unit/test_check.py": "class TestPlan:\n    def test_mounts(self) -> None: ...\n",
     }
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
