@@ -83,13 +83,38 @@ options:
         C(dead_tuples_min_rows) 10000 rows.
       - C(wraparound_warning_pct) 50 and C(wraparound_critical_pct) 75 (of the 2^31 XID horizon).
       - C(replication_lag_warning_s) 30 and C(replication_lag_critical_s) 300.
+      - For O(advisors), C(unused_index_min_mb) 1 (smaller unused indexes are listed, not judged) and
+        C(unused_index_min_stats_days) 7 (younger statistics have not seen the whole workload, so candidates are
+        listed, not judged).
+      - C(missing_index_min_table_mb) 10, C(missing_index_min_seq_scans) 100 and C(missing_index_seq_scan_pct) 50
+        (sequential scans as a share of all scans of the table).
+      - C(slow_statement_warning_ms) 1000 and C(slow_statement_critical_ms) 10000 (mean execution time), for
+        statements called at least C(slow_statement_min_calls) 10 times.
     type: dict
     default: {}
   top:
     description:
-      - How many rows the lists keep (largest tables, top statements, long queries).
+      - How many rows the lists keep (largest tables, top statements, long queries, advisor candidates).
     type: int
     default: 10
+  advisors:
+    description:
+      - Advisors to run after O(checks), each a section of the result whose findings carry an C(action), the
+        suggested fix. They only read, and none runs unless asked for.
+      - V(unused_indexes), indexes never scanned since the statistics were reset, that back no primary key, unique
+        or exclusion constraint, with their size and the statistics' age. Scans on standbys are not counted.
+      - V(missing_indexes), tables above a size read mostly by sequential scans.
+      - V(slow_statements), statements of C(pg_stat_statements) slower on average than a threshold, with calls,
+        mean and total time, their texts redacted like in V(statements).
+      - V(nondefault_settings), the settings not at their default (C(pg_settings.source) other than C(default) and
+        C(override)); values of secret settings (a name with C(password), C(secret), C(passphrase), C(token) or
+        ending in C(_key)) are masked, and so are the passwords of connection strings (C(primary_conninfo)).
+        C(fsync), C(full_page_writes) or C(zero_damaged_pages) set unsafely is critical, C(autovacuum) off or
+        C(ignore_checksum_failure) on a warning.
+    type: list
+    elements: str
+    choices: [unused_indexes, missing_indexes, slow_statements, nondefault_settings]
+    default: []
 """
 
     # stack_health nests these options under one dictionary option: plugins/doc_fragments/stack_health.py, made

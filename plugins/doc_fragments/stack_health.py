@@ -99,13 +99,43 @@ options:
           10000 rows.
         - C(wraparound_warning_pct) 50 and C(wraparound_critical_pct) 75 (of the 2^31 XID horizon).
         - C(replication_lag_warning_s) 30 and C(replication_lag_critical_s) 300.
+        - For O(advisors), C(unused_index_min_mb) 1 (smaller unused indexes are listed, not judged) and
+          C(unused_index_min_stats_days) 7 (younger statistics have not seen the whole workload, so candidates
+          are listed, not judged).
+        - C(missing_index_min_table_mb) 10, C(missing_index_min_seq_scans) 100 and C(missing_index_seq_scan_pct)
+          50 (sequential scans as a share of all scans of the table).
+        - C(slow_statement_warning_ms) 1000 and C(slow_statement_critical_ms) 10000 (mean execution time),
+          for statements called at least C(slow_statement_min_calls) 10 times.
         type: dict
         default: {}
       top:
         description:
-        - How many rows the lists keep (largest tables, top statements, long queries).
+        - How many rows the lists keep (largest tables, top statements, long queries, advisor candidates).
         type: int
         default: 10
+      advisors:
+        description:
+        - Advisors to run after O(checks), each a section of the result whose findings carry an C(action),
+          the suggested fix. They only read, and none runs unless asked for.
+        - V(unused_indexes), indexes never scanned since the statistics were reset, that back no primary
+          key, unique or exclusion constraint, with their size and the statistics' age. Scans on standbys
+          are not counted.
+        - V(missing_indexes), tables above a size read mostly by sequential scans.
+        - V(slow_statements), statements of C(pg_stat_statements) slower on average than a threshold,
+          with calls, mean and total time, their texts redacted like in V(statements).
+        - V(nondefault_settings), the settings not at their default (C(pg_settings.source) other than
+          C(default) and C(override)); values of secret settings (a name with C(password), C(secret),
+          C(passphrase), C(token) or ending in C(_key)) are masked, and so are the passwords of connection
+          strings (C(primary_conninfo)). C(fsync), C(full_page_writes) or C(zero_damaged_pages) set unsafely
+          is critical, C(autovacuum) off or C(ignore_checksum_failure) on a warning.
+        type: list
+        elements: str
+        choices:
+        - unused_indexes
+        - missing_indexes
+        - slow_statements
+        - nondefault_settings
+        default: []
   redis:
     description:
     - How to reach Redis and what to check, as the options of M(stackops.runbooks.redis_health).
@@ -184,6 +214,10 @@ options:
           are configured.
         - C(replication_lag_warning_bytes) 1048576.
         - C(big_key_warning_bytes) 10485760.
+        - For O(advisors), C(slowlog_warning_ms) 100 and C(slowlog_critical_ms) 1000 (a SLOWLOG entry's
+          duration), C(latency_event_warning_ms) 100 and C(latency_event_critical_ms) 1000 (an event's
+          latest spike), both judged only for entries of the last C(advice_recent_s) 86400 seconds; C(ping_p99_warning_ms)
+          10 and C(ping_p99_critical_ms) 100 (the 99th percentile of the PING sample).
         type: dict
         default: {}
       big_keys_sample:
@@ -191,6 +225,34 @@ options:
         - With the V(bigkeys) check, how many keys to look at (SCAN, then C(MEMORY USAGE) per key).
         type: int
         default: 1000
+      advisors:
+        description:
+        - Advisors to run after O(checks), each a section of the result whose findings carry an C(action),
+          the suggested fix. None runs unless asked for.
+        - V(slowlog), the last 128 entries of C(SLOWLOG GET), the 10 slowest kept, each command with its
+          arguments replaced by their count (keys and values can be secrets).
+        - V(latency), C(LATENCY LATEST)'s events, and whether the latency monitor is on.
+        - V(memory_doctor), the text of C(MEMORY DOCTOR), a finding when it names issues.
+        - V(latency_sample), O(latency_samples) PINGs (5 seconds at most) with min, average, p99 and max
+          round trip.
+        - V(write_probe), whether the server accepts writes now (it refuses them when out of memory with
+          C(noeviction), after a failed save, or on a replica) - C(SET) of a key of its own (C(stackops:health:probe:<random>))
+          with a 30 s TTL, C(GET) and C(DEL). It leaves nothing behind, and does not run in check mode.
+          A primary that refuses is critical; a replica that refuses is as expected.
+        type: list
+        elements: str
+        choices:
+        - slowlog
+        - latency
+        - memory_doctor
+        - latency_sample
+        - write_probe
+        default: []
+      latency_samples:
+        description:
+        - With the V(latency_sample) advisor, how many PINGs to time, 1 to 1000.
+        type: int
+        default: 100
   http:
     description:
     - The endpoints to ask and how to judge them, as the options of M(stackops.runbooks.http_health).

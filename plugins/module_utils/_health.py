@@ -24,6 +24,13 @@ class Finding:
     threshold: t.Any = None
 
 
+@dataclass(frozen=True)
+class Advice(Finding):
+    """An advisor's finding, with the action it suggests."""
+
+    action: str | None = None
+
+
 def health_argument_spec(sections: t.Sequence[str]) -> dict[str, t.Any]:
     return {
         "checks": {"type": "list", "elements": "str", "choices": list(sections)},

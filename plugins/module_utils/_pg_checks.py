@@ -8,16 +8,24 @@ section, each reading compared with the thresholds."""
 
 from __future__ import annotations
 
-import re
 import typing as t
 
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
+from ansible_collections.stackops.runbooks.plugins.module_utils._pg_advisors import (  # noqa: F401  (re-exported)
+    ADVISOR_DEFAULTS,
+    ADVISOR_READERS,
+    ADVISORS,
+    NOT_INSTALLED,
+    StatementColumns,
+    statement_columns,
+    statements_query,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
     connect,
     redacted,
     rows,
-    sql,
     target,
 )
 
@@ -53,6 +61,12 @@ DEFAULTS = {
     "wraparound_critical_pct": 75,
     "replication_lag_warning_s": 30,
     "replication_lag_critical_s": 300,
+    **ADVISOR_DEFAULTS,
+}
+# pg_health's options past the connection and the verdict, shared with stack_health's postgres option.
+OPTIONS: dict[str, t.Any] = {
+    "top": {"type": "int", "default": 10},
+    "advisors": {"type": "list", "elements": "str", "choices": ADVISORS, "default": []},
 }
 XID_HORIZON = 2**31
 
@@ -275,24 +289,6 @@ def read_replication(conn: t.Any, th: dict[str, float], _top: int, server: Serve
     return {"role": "primary", "standbys": standbys}, found
 
 
-class StatementColumns(t.NamedTuple):
-    mean: str
-    total: str
-    read: str
-    write: str
-
-
-def statement_columns(extension_version: str) -> StatementColumns:
-    """The timing columns of the installed pg_stat_statements: its view has the columns of the extension's version
-    in this database (older after pg_upgrade until ALTER EXTENSION ... UPDATE), not of the server's. 1.8
-    (PostgreSQL 13) renamed mean_time and total_time to mean_exec_time and total_exec_time; 1.11 (PostgreSQL 17)
-    renamed blk_read_time and blk_write_time to shared_blk_read_time and shared_blk_write_time."""
-    version = tuple(int(part) for part in re.findall(r"\d+", extension_version)[:2])
-    timing = "exec_time" if version >= (1, 8) else "time"
-    io = "shared_blk" if version >= (1, 11) else "blk"
-    return StatementColumns(f"mean_{timing}", f"total_{timing}", f"{io}_read_time", f"{io}_write_time")
-
-
 TOP_STATEMENTS = (
     "SELECT queryid::text AS queryid, calls, round({mean}::numeric, 2)::float AS mean_ms, "
     "round({total}::numeric, 2)::float AS total_ms, rows, round({read}::numeric, 2)::float AS read_ms, "
@@ -304,16 +300,9 @@ TOP_STATEMENTS = (
 def read_statements(
     conn: t.Any, _th: dict[str, float], top: int, _server: Server
 ) -> tuple[dict[str, t.Any], list[Finding]]:
-    installed = rows(conn, "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
-    if not installed:
-        return {
-            "available": False,
-            "note": "pg_stat_statements is not installed in this database: add it to "
-            "shared_preload_libraries and CREATE EXTENSION pg_stat_statements",
-        }, []
-    version = installed[0]["extversion"]
-    columns = statement_columns(version)._asdict()
-    query = sql.SQL(TOP_STATEMENTS).format(**{key: sql.Identifier(name) for key, name in columns.items()})
+    version, query = statements_query(conn, TOP_STATEMENTS)
+    if version is None:
+        return {"available": False, "note": NOT_INSTALLED}, []
     top_rows = redacted(rows(conn, query, (top,)))
     return {"available": True, "extension_version": version, "top_by_mean_time": top_rows}, []
 
@@ -360,6 +349,7 @@ def read_checkpoints(
 
 
 READERS: dict[str, t.Callable[..., tuple[dict[str, t.Any], list[Finding]]]] = {
+    **ADVISOR_READERS,
     "connections": read_connections,
     "activity": read_activity,
     "locks": read_locks,
@@ -378,6 +368,8 @@ def read_health(
     params: dict[str, t.Any], th: dict[str, float], application: str
 ) -> tuple[dict[str, t.Any], list[Finding]]:
     """The result sections and the findings of one health read; an unreachable server is a critical finding."""
+    if params["top"] < 1:
+        raise StackopsError(f"top must be at least 1, not {params['top']}.")
     conn, error = connect(params, application, read_only=True)
     if conn is None:
         finding = Finding("availability", "critical", f"PostgreSQL at {target(params)} is not available: {error}")
@@ -394,7 +386,7 @@ def read_health(
         )
         result: dict[str, t.Any] = {"is_available": True, "server": server}
         findings: list[Finding] = []
-        for section in params["checks"] or SECTIONS:
+        for section in dict.fromkeys((params["checks"] or SECTIONS) + (params.get("advisors") or [])):
             try:
                 data, found = READERS[section](conn, th, params["top"], server)
             except DatabaseError as exc:

@@ -13,6 +13,12 @@ import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError, client, describe, target
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis_advisors import (
+    ADVISOR_DEFAULTS,
+    ADVISOR_READERS,
+    ADVISORS,
+    check_options,
+)
 
 SECTIONS = ["memory", "stats", "clients", "persistence", "replication", "keyspace", "bigkeys"]
 DEFAULT_SECTIONS = [s for s in SECTIONS if s != "bigkeys"]
@@ -29,6 +35,13 @@ DEFAULTS = {
     "last_save_critical_s": 86400,
     "replication_lag_warning_bytes": 1048576,
     "big_key_warning_bytes": 10485760,
+    **ADVISOR_DEFAULTS,
+}
+# redis_health's options past the connection and the verdict, shared with stack_health's redis option.
+OPTIONS: dict[str, t.Any] = {
+    "big_keys_sample": {"type": "int", "default": 1000, "no_log": False},
+    "advisors": {"type": "list", "elements": "str", "choices": ADVISORS, "default": []},
+    "latency_samples": {"type": "int", "default": 100},
 }
 MB = 1024 * 1024
 
@@ -226,6 +239,7 @@ def bigkeys(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, params: dic
 
 
 READERS = {
+    **ADVISOR_READERS,
     "memory": memory,
     "stats": stats,
     "clients": clients,
@@ -236,8 +250,13 @@ READERS = {
 }
 
 
-def read_health(params: dict[str, t.Any], th: dict[str, float]) -> tuple[dict[str, t.Any], list[Finding]]:
-    """The result sections and the findings of one health read; an unreachable server is a critical finding."""
+def read_health(
+    params: dict[str, t.Any], th: dict[str, float], check_mode: bool = False
+) -> tuple[dict[str, t.Any], list[Finding]]:
+    """The result sections and the findings of one health read; an unreachable server is a critical finding. In
+    check mode the write probe does not write."""
+    check_options(params)
+    params = {**params, "_check_mode": check_mode}
     r = client(params)
     try:
         r.ping()
@@ -256,7 +275,7 @@ def read_health(params: dict[str, t.Any], th: dict[str, float]) -> tuple[dict[st
         },
     }
     findings: list[Finding] = []
-    for section in params["checks"] or DEFAULT_SECTIONS:
+    for section in dict.fromkeys((params["checks"] or DEFAULT_SECTIONS) + (params.get("advisors") or [])):
         try:
             data, found = READERS[section](info, th, r, params)
         except RedisError as exc:

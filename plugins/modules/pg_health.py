@@ -17,6 +17,8 @@ description:
     database and largest-table sizes; cache hit ratio; dead tuples and last (auto)vacuum and analyze;
     transaction-ID wraparound age; replication lag; C(pg_stat_statements) top queries; settings waiting for a
     restart; checkpoint counts and times.
+  - O(advisors) add read-only advice, each finding with the suggested action, on unused and missing indexes, slow
+    statements, and the settings changed from their defaults (secrets masked).
   - Reads the views of each server version it is tested on, PostgreSQL 15 and 17 (the checkpointer's counters
     moved to C(pg_stat_checkpointer) in 17), and the columns of the installed C(pg_stat_statements) version.
   - Each reading is compared with O(thresholds). Every crossing is a finding with a reason, and the worst one
@@ -46,6 +48,18 @@ EXAMPLES = r"""
     checks: [connections]
     fail_on: never
 
+- name: Advice on indexes and slow statements, warning on statements slower than 200 ms on average
+  stackops.runbooks.pg_health:
+    login_host: 127.0.0.1
+    login_password: "{{ pg_password }}"
+    login_db: app
+    checks: [sizes]
+    advisors: [unused_indexes, missing_indexes, slow_statements, nondefault_settings]
+    thresholds:
+      slow_statement_warning_ms: 200
+    fail_on: never
+  register: advice
+
 - name: Stricter on long queries for an OLTP database
   stackops.runbooks.pg_health:
     login_host: 127.0.0.1
@@ -67,7 +81,9 @@ status:
   type: str
   sample: warning
 findings:
-  description: One entry per threshold crossed, each with a reason.
+  description:
+    - One entry per threshold crossed, each with a reason.
+    - Findings of O(advisors) also have an C(action), what to do about it.
   returned: always
   type: list
   elements: dict
@@ -77,6 +93,12 @@ findings:
       message: "idle in transaction for 75s (pid 4242, app, user app), at or above the warning threshold 60s"
       value: 75
       threshold: 60
+    - check: unused_indexes
+      severity: warning
+      message: "index public.events_kind_idx on events (2208 kB) was never scanned since statistics began"
+      value: 2260992
+      threshold: 1048576
+      action: "DROP INDEX CONCURRENTLY public.events_kind_idx; after checking that no standby ..."
 conn_err_msg:
   description: Why the connection failed.
   returned: when RV(is_available) is false
@@ -150,24 +172,70 @@ checkpoints:
     sync_ms: 31.0
     buffers_written: 4210
     stats_reset: "2026-12-06T20:26:37.186489+00:00"
+unused_indexes:
+  description:
+    - With O(advisors=[unused_indexes]), indexes of the connected database never scanned since its statistics
+      were reset and backing no constraint, largest first (at most O(top)), with C(count) and C(total_bytes) of
+      all of them.
+    - C(stats_reset) (null when never reset) and C(stats_age_days) say how long the counters have watched.
+  returned: when asked for
+  type: dict
+  sample:
+    stats_reset: null
+    stats_age_days: null
+    count: 1
+    total_bytes: 2260992
+    candidates:
+      - {schema: public, table: events, index: events_kind_idx, qualified: public.events_kind_idx, scans: 0,
+         bytes: 2260992}
+missing_indexes:
+  description:
+    - With O(advisors=[missing_indexes]), the tables over C(missing_index_min_table_mb) with the most rows read by
+      sequential scans, with C(seq_scan), C(seq_tup_read), C(idx_scan), C(seq_scan_pct), C(rows_per_seq_scan),
+      C(live_rows) and C(bytes); and the statistics' age.
+  returned: when asked for
+  type: dict
+slow_statements:
+  description:
+    - With O(advisors=[slow_statements]), the statements at or above C(slow_statement_warning_ms) on average and
+      called at least C(slow_statement_min_calls) times, most total time first, with database, user, calls,
+      C(mean_ms), C(total_ms) and rows. Query texts are cut at 200 characters and redacted.
+  returned: when asked for
+  type: dict
+nondefault_settings:
+  description:
+    - With O(advisors=[nondefault_settings]), each setting not at its default, with its C(source), its C(default)
+      (the built-in value) and C(pending_restart). Secret values are C(********).
+  returned: when asked for
+  type: dict
+  sample:
+    count: 1
+    settings:
+      - {name: primary_conninfo, setting: "host=10.0.0.1 user=replicator password=********", unit: null,
+         source: configuration file, default: "", pending_restart: false}
 """
 
 import typing as t
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
     finish,
     health_argument_spec,
     merge_thresholds,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._pg_checks import DEFAULTS, SECTIONS, read_health
+from ansible_collections.stackops.runbooks.plugins.module_utils._pg_checks import (
+    DEFAULTS,
+    OPTIONS,
+    SECTIONS,
+    read_health,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connection_argument_spec, ensure_libs
 
 
 def argument_spec() -> dict[str, t.Any]:
     spec = connection_argument_spec()
     spec.update(health_argument_spec(SECTIONS))
-    spec["top"] = {"type": "int", "default": 10}
+    spec.update(OPTIONS)
     return spec
 
 
@@ -175,8 +243,6 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     ensure_libs(module)
     params = module.params
     th = merge_thresholds(DEFAULTS, params["thresholds"])
-    if params["top"] < 1:
-        raise StackopsError(f"top must be at least 1, not {params['top']}.")
     result, findings = read_health(params, th, "stackops-pg_health")
     return finish(module, findings, result)
 

@@ -15,6 +15,8 @@ description:
   - The sections are memory against C(maxmemory) and its policy, with fragmentation and evictions; keyspace hit
     ratio and expired keys; connected, blocked and rejected clients; persistence (last BGSAVE status and age,
     AOF); replication; key counts per database. Big keys can be sampled with SCAN (never KEYS).
+  - O(advisors) add advice, each finding with the suggested action - SLOWLOG with redacted arguments, LATENCY
+    LATEST, MEMORY DOCTOR, a bounded PING latency sample and a write probe that leaves no data behind.
   - Readings are compared with O(thresholds) and give RV(status) and RV(findings), the same shape as
     M(stackops.runbooks.pg_health). An unreachable server or a refused password is a critical finding, not a
     crash.
@@ -39,6 +41,16 @@ EXAMPLES = r"""
     login_password: "{{ redis_password }}"
     checks: [memory, bigkeys]
     fail_on: warning
+
+- name: Advice - slow commands, latency spikes, memory doctor, PING latency, and whether writes are accepted
+  stackops.runbooks.redis_health:
+    login_host: 127.0.0.1
+    login_password: "{{ redis_password }}"
+    checks: [memory]
+    advisors: [slowlog, latency, memory_doctor, latency_sample, write_probe]
+    latency_samples: 50
+    fail_on: never
+  register: redis_advice
 """
 
 RETURN = r"""
@@ -53,7 +65,7 @@ status:
   sample: ok
 findings:
   description: One entry per threshold crossed, each with a reason (C(check), C(severity), C(message), C(value),
-    C(threshold)).
+    C(threshold)); findings of O(advisors) also have an C(action), what to do about it.
   returned: always
   type: list
   elements: dict
@@ -94,6 +106,41 @@ bigkeys:
   description: The largest sampled keys by C(MEMORY USAGE).
   returned: when the section was read
   type: dict
+slowlog:
+  description:
+    - With O(advisors=[slowlog]), C(length) (SLOWLOG LEN), C(read) and the C(slowest) entries, each with C(id),
+      C(time) (Unix time), C(duration_ms), the redacted C(command), C(client_address) and C(client_name).
+  returned: when asked for
+  type: dict
+  sample:
+    length: 2
+    read: 2
+    slowest:
+      - {id: 7, time: 1796610000, duration_ms: 152.3, command: "EVAL (3 arguments redacted)",
+         client_address: "127.0.2.3:40312", client_name: ""}
+latency:
+  description:
+    - With O(advisors=[latency]), the C(events) of C(LATENCY LATEST) (C(event), C(time), C(latest_ms), C(max_ms))
+      and C(monitor_threshold_ms) (C(latency-monitor-threshold), 0 when the monitor is off, null when unreadable).
+  returned: when asked for
+  type: dict
+memory_doctor:
+  description: With O(advisors=[memory_doctor]), its C(report) text.
+  returned: when asked for
+  type: dict
+latency_sample:
+  description: With O(advisors=[latency_sample]), C(count), C(asked), C(min_ms), C(avg_ms), C(p99_ms), C(max_ms).
+  returned: when asked for
+  type: dict
+  sample: {count: 100, asked: 100, min_ms: 0.041, avg_ms: 0.062, p99_ms: 0.201, max_ms: 0.233}
+write_probe:
+  description:
+    - With O(advisors=[write_probe]), C(writable), C(read_back) (the value read back was the one written),
+      C(error) (the server's refusal), C(key) and C(elapsed_ms); C(skipped) in check mode.
+  returned: when asked for
+  type: dict
+  sample: {skipped: false, key: "stackops:health:probe:3f2a9c0d1e4b5a69", writable: true, read_back: true,
+           elapsed_ms: 0.412}
 """
 
 import typing as t
@@ -105,13 +152,18 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
     merge_thresholds,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis import connection_argument_spec, ensure_libs
-from ansible_collections.stackops.runbooks.plugins.module_utils._redis_checks import DEFAULTS, SECTIONS, read_health
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis_checks import (
+    DEFAULTS,
+    OPTIONS,
+    SECTIONS,
+    read_health,
+)
 
 
 def argument_spec() -> dict[str, t.Any]:
     spec = connection_argument_spec()
     spec.update(health_argument_spec(SECTIONS))
-    spec["big_keys_sample"] = {"type": "int", "default": 1000, "no_log": False}
+    spec.update(OPTIONS)
     return spec
 
 
@@ -121,7 +173,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     th = merge_thresholds(DEFAULTS, params["thresholds"])
     if params["big_keys_sample"] < 1:
         raise StackopsError(f"big_keys_sample must be at least 1, not {params['big_keys_sample']}.")
-    result, findings = read_health(params, th)
+    result, findings = read_health(params, th, module.check_mode)
     return finish(module, findings, result)
 
 

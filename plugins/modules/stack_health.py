@@ -184,12 +184,8 @@ def argument_spec() -> dict[str, t.Any]:
         services={"type": "list", "elements": "str"},
         nginx_service={"type": "str"},
         nginx_test={"type": "list", "elements": "str", "default": ["nginx", "-t"]},
-        postgres=part_spec(pg_connection(), _pg_checks.SECTIONS, {"top": {"type": "int", "default": 10}}),
-        redis=part_spec(
-            redis_connection(),
-            _redis_checks.SECTIONS,
-            {"big_keys_sample": {"type": "int", "default": 1000, "no_log": False}},
-        ),
+        postgres=part_spec(pg_connection(), _pg_checks.SECTIONS, _pg_checks.OPTIONS),
+        redis=part_spec(redis_connection(), _redis_checks.SECTIONS, _redis_checks.OPTIONS),
         http=part_spec(_http.http_argument_spec(), _http.SECTIONS, {}),
     )
     spec.update(health_argument_spec([]))
@@ -258,7 +254,12 @@ def parts(module: t.Any) -> dict[str, Part]:
         redis_libs(module)
         if params["redis"]["big_keys_sample"] < 1:
             raise StackopsError(f"redis.big_keys_sample must be at least 1, not {params['redis']['big_keys_sample']}.")
-        found["redis"] = health_part("redis", params["redis"], _redis_checks.DEFAULTS, _redis_checks.read_health)
+        found["redis"] = health_part(
+            "redis",
+            params["redis"],
+            _redis_checks.DEFAULTS,
+            lambda o, th: _redis_checks.read_health(o, th, module.check_mode),
+        )
     if params["http"] is not None:
         endpoints = _http.plan(params["http"])  # bad endpoints are refused before anything is read
         found["http"] = health_part(
