@@ -242,7 +242,8 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
                 }
             )
             if status == "failed":
-                message = f"{source} cannot reach {edge.target} at {edge.address}: {error}"
+                where = edge.address if edge.target == edge.address else f"{edge.target} at {edge.address}"
+                message = f"{source} cannot reach {where}: {error}"
                 findings.append(Finding("reach", "critical", message, edge.address))
             elif status == "cannot_probe":
                 findings.append(Finding("reach", "warning", f"{source} -> {edge.target}: {error}", edge.address))
