@@ -91,6 +91,8 @@ class Container:
     ports: list[dict[str, t.Any]] = field(default_factory=list)
     started: str = ""
     restarts: int = 0
+    oom_killed: bool = False
+    memory_limit: int = 0  # bytes; 0 is no limit (HostConfig.Memory)
 
     @property
     def running(self) -> bool:
@@ -107,8 +109,51 @@ class Container:
             "created": self.created,
             "started": self.started,
             "restarts": self.restarts,
+            "oom_killed": self.oom_killed,
+            "memory_limit": self.memory_limit or None,
             "ports": self.ports,
         }
+
+
+# One line per container; StartedAt last: the only field that could hold a space.
+INSPECT_FORMAT = "{{.Id}} {{.RestartCount}} {{.State.OOMKilled}} {{.HostConfig.Memory}} {{.State.StartedAt}}"
+SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+SIZE_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4})
+
+
+def parse_inspected(stdout: str) -> dict[str, dict[str, t.Any]]:
+    """Fields of Container by full container id, from `docker inspect --format INSPECT_FORMAT`."""
+    seen: dict[str, dict[str, t.Any]] = {}
+    for line in stdout.splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5 and parts[1].isdigit() and parts[3].isdigit():
+            seen[parts[0]] = {
+                "restarts": int(parts[1]),
+                "oom_killed": parts[2] == "true",
+                "memory_limit": int(parts[3]),
+                "started": parts[4],
+            }
+    return seen
+
+
+def parse_size(text: str) -> int | None:
+    """'12.5MiB', '1.944GiB', '0B', '512kB' (docker stats' units) in bytes."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]+)\s*", text)
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        return None
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_mem_usage(stdout: str) -> dict[str, int]:
+    """Used bytes by container id from `docker stats --format '{{.ID}} {{.MemUsage}}'` ('ID 12.5MiB / 1.944GiB');
+    a container that stopped meanwhile shows '0B / 0B' or '-- / --' and is left out."""
+    used = {}
+    for line in stdout.splitlines():
+        cid, _sep, usage = line.strip().partition(" ")
+        size = parse_size(usage.split("/")[0])
+        if cid and size:
+            used[cid] = size
+    return used
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
@@ -441,30 +486,29 @@ class ComposeProject:
         return self.with_inspected(found)
 
     def with_inspected(self, containers: list[Container]) -> list[Container]:
-        """The containers with their start times and restart counts, which `ps` does not show."""
+        """The containers with what `ps` does not show: start time, restarts, the OOM kill flag, the memory limit."""
         if not containers:
             return containers
         rc, out, _err = self.module.run_command(
-            [
-                *self.docker(),
-                "inspect",
-                "--format",
-                "{{.Id}} {{.RestartCount}} {{.State.StartedAt}}",
-                *[c.id for c in containers],
-            ],
+            [*self.docker(), "inspect", "--format", INSPECT_FORMAT, *[c.id for c in containers]],
             environ_update=self.environ(),
         )
-        seen: dict[str, tuple[int, str]] = {}
-        if rc == 0:
-            for line in out.splitlines():
-                parts = line.split(" ", 2)
-                if len(parts) == 3 and parts[1].isdigit():
-                    seen[parts[0]] = (int(parts[1]), parts[2])
-        replaced = []
-        for c in containers:
-            restarts, started = next((v for k, v in seen.items() if k.startswith(c.id)), (0, ""))
-            replaced.append(dataclasses.replace(c, started=started, restarts=restarts))
-        return replaced
+        seen = parse_inspected(out) if rc == 0 else {}
+        return [
+            dataclasses.replace(c, **next((v for k, v in seen.items() if k.startswith(c.id)), {})) for c in containers
+        ]
+
+    def memory_used(self, containers: list[Container]) -> dict[str, int]:
+        """Bytes of memory each running container uses, by container id, as `docker stats` counts it (without the
+        page cache); {} when stats cannot be read."""
+        running = [c.id for c in containers if c.state == "running"]
+        if not running:
+            return {}
+        rc, out, _err = self.module.run_command(
+            [*self.docker(), "stats", "--no-stream", "--no-trunc", "--format", "{{.ID}} {{.MemUsage}}", *running],
+            environ_update=self.environ(),
+        )
+        return parse_mem_usage(out) if rc == 0 else {}
 
     def volumes(self) -> list[str]:
         docker = self.docker()

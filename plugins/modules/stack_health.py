@@ -16,8 +16,10 @@ description:
   - It is what the P(stackops.runbooks.health_check#role) role runs on each host. One module run instead of one
     per part saves the fixed cost of each Ansible task (module transfer and start, about half a second here), and
     the parts run concurrently, so the run takes about as long as its slowest part.
+  - The services part also judges each container's resources (killed for want of memory, in a restart loop, memory
+    used against its limit; see O(thresholds)).
   - Findings have the same shape as the other health modules'. Each C(check) is prefixed with its part
-    (V(services), V(nginx), V(postgres), V(redis), V(http)), and RV(status) is the worst of them. A part that
+    (V(services), V(nginx), V(config), V(postgres), V(redis), V(http)), and RV(status) is the worst of them. A part that
     cannot be read is a critical finding of that part; it does not hide the others.
 author: stackops developers (@stackops)
 extends_documentation_fragment:
@@ -49,8 +51,32 @@ options:
         valid ones.
       - C(restarts_warning) 1 and C(restarts_critical) 5, the restarts Docker made under a service's restart policy
         since its containers were last started by hand (a crash loop).
+      - C(restart_loop_uptime_s) 120, a container that Docker restarted and that has run for less than this, or is
+        C(restarting) now, is critical (a restart loop now).
+      - C(memory_warning_pct) 80 and C(memory_critical_pct) 95, a container's memory use (C(docker stats), without
+        the page cache) against its limit (C(HostConfig.Memory)). A container without a limit is not judged; its
+        C(memory.limit) is null.
+      - A container the kernel killed for want of memory (C(State.OOMKilled)) is critical while it is down and a
+        warning once it runs again.
     type: dict
     default: {}
+  config:
+    description:
+      - Compare the environment each container runs with against what Compose gives it now and against the env
+        file, as M(stackops.runbooks.compose_env) does (its options). A container that needs to be recreated is a
+        warning of the V(config) part. Leave it out to skip the comparison.
+    type: dict
+    suboptions:
+      sensitive_names:
+        description: Variable names that are secrets although their names do not say so.
+        type: list
+        elements: str
+        default: []
+      public_names:
+        description: Variable names shown in full although their names look secret.
+        type: list
+        elements: str
+        default: []
 requirements:
   - psycopg2 and the redis Python library on the managed host, when O(postgres) and O(redis) are given.
 """
@@ -99,8 +125,14 @@ findings:
   elements: dict
 services:
   description: Per compose service, as M(stackops.runbooks.compose_service) returns it (state, health, restarts,
-    ready, problems, containers).
+    ready, problems, containers); each container also has C(memory) (C(used) and C(limit) in bytes, C(used_pct);
+    C(limit) null when it has none), C(oom_killed) and C(uptime_s).
   returned: when the compose project could be read
+  type: dict
+config:
+  description: What M(stackops.runbooks.compose_env) returns (services, env_file, env_file_path), without its status
+    and findings.
+  returned: when O(config) is given
   type: dict
 nginx:
   description: The config test's exit code, whether it passed, and its output.
@@ -123,7 +155,7 @@ parts:
   description: The status of each part that was read (the worst severity among its findings).
   returned: always
   type: dict
-  sample: {services: ok, nginx: ok, postgres: ok, redis: critical, http: critical}
+  sample: {services: ok, nginx: ok, config: ok, postgres: ok, redis: critical, http: critical}
 elapsed_ms:
   description: How long each part took, and the whole run; the parts run at the same time.
   returned: always
@@ -137,11 +169,13 @@ import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime, timezone
 
-from ansible_collections.stackops.runbooks.plugins.module_utils import _http, _pg_checks, _redis_checks
+from ansible_collections.stackops.runbooks.plugins.module_utils import _compose_env, _http, _pg_checks, _redis_checks
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
+    Container,
     by_service,
     common_argument_spec,
 )
@@ -166,8 +200,14 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._redis import (
     ensure_libs as redis_libs,
 )
 
-DEFAULTS = {"restarts_warning": 1, "restarts_critical": 5}
-PARTS = ("services", "nginx", "postgres", "redis", "http")
+DEFAULTS = {
+    "restarts_warning": 1,
+    "restarts_critical": 5,
+    "restart_loop_uptime_s": 120,
+    "memory_warning_pct": 80,
+    "memory_critical_pct": 95,
+}
+PARTS = ("services", "nginx", "config", "postgres", "redis", "http")
 NGINX_PROGRAM = re.compile(r"^(nginx|openresty)([-.][\w.-]*)?$")
 Part = t.Callable[[t.Any], tuple[dict[str, t.Any], list[Finding]]]
 
@@ -184,6 +224,7 @@ def argument_spec() -> dict[str, t.Any]:
         services={"type": "list", "elements": "str"},
         nginx_service={"type": "str"},
         nginx_test={"type": "list", "elements": "str", "default": ["nginx", "-t"]},
+        config={"type": "dict", "options": _compose_env.options_spec()},
         postgres=part_spec(pg_connection(), _pg_checks.SECTIONS, _pg_checks.OPTIONS),
         redis=part_spec(redis_connection(), _redis_checks.SECTIONS, _redis_checks.OPTIONS),
         http=part_spec(_http.http_argument_spec(), _http.SECTIONS, {}),
@@ -191,6 +232,72 @@ def argument_spec() -> dict[str, t.Any]:
     spec.update(health_argument_spec([]))
     del spec["checks"]
     return spec
+
+
+def uptime_s(started: str, now: datetime) -> float | None:
+    """Seconds since Docker's StartedAt ('2026-12-07T03:08:12.123456789Z'); None when unknown."""
+    try:
+        then = datetime.strptime(started[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return None if then.year < 2000 else max(0.0, (now - then).total_seconds())
+
+
+def resources(
+    containers: list[Container], used: dict[str, int], th: dict[str, float], now: datetime
+) -> tuple[dict[str, dict[str, t.Any]], list[Finding]]:
+    """Each container's memory against its limit, OOM kill and restart loop: (readings by name, findings)."""
+    readings, findings = {}, []
+    for c in containers:
+        up = uptime_s(c.started, now) if c.state == "running" else None
+        mem = next((v for k, v in used.items() if k.startswith(c.id) or c.id.startswith(k)), None)
+        pct = round(100 * mem / c.memory_limit, 1) if mem is not None and c.memory_limit else None
+        readings[c.name] = {
+            "memory": {"used": mem, "limit": c.memory_limit or None, "used_pct": pct},
+            "oom_killed": c.oom_killed,
+            "uptime_s": None if up is None else round(up),
+        }
+        if c.oom_killed:
+            running = "it runs again after a restart" if c.running else f"it is {c.state}"
+            findings.append(
+                Finding(
+                    "services.oom",
+                    "warning" if c.running else "critical",
+                    f"container {c.name} was killed for want of memory (limit "
+                    f"{f'{c.memory_limit / 2**20:g} MiB' if c.memory_limit else 'none: the host ran out'}); {running}",
+                    c.memory_limit or None,
+                )
+            )
+        if c.state == "restarting" or (c.restarts and up is not None and up < th["restart_loop_uptime_s"]):
+            since = "restarting now" if up is None else f"up only {up:.0f} s"
+            findings.append(
+                Finding(
+                    "services.restart_loop",
+                    "critical",
+                    f"container {c.name} is in a restart loop: restarted {c.restarts} times by Docker, {since}",
+                    c.restarts,
+                    th["restart_loop_uptime_s"],
+                )
+            )
+        findings += rate(
+            "services.memory",
+            f"memory used by container {c.name} against its limit",
+            pct,
+            th["memory_warning_pct"],
+            th["memory_critical_pct"],
+            "%",
+        )
+    return readings, findings
+
+
+def config_part(
+    project: ComposeProject, containers: list[Container], options: dict[str, t.Any]
+) -> tuple[dict[str, t.Any], list[Finding]]:
+    try:
+        data, findings = _compose_env.read(project, containers, options)
+    except StackopsError as exc:
+        return {}, [Finding("config", "critical", f"config: {exc}")]
+    return data, findings
 
 
 def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
@@ -203,6 +310,12 @@ def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
     containers = project.containers()
     services = by_service(containers, project.services, wanted)
     findings = [Finding("services", "critical", p) for s in services.values() for p in s["problems"]]
+    mine = [c for c in containers if c.service in services]
+    readings, found = resources(mine, project.memory_used(mine), th, datetime.now(timezone.utc))
+    findings += found
+    for service in services.values():
+        for container in service["containers"]:
+            container.update(readings[container["name"]])
     for name, service in services.items():
         findings += rate(
             "services",
@@ -212,6 +325,9 @@ def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
             th["restarts_critical"],
         )
     result: dict[str, t.Any] = {"services": services}
+    if params["config"] is not None:
+        result["config"], found = config_part(project, mine, params["config"])
+        findings += found
     nginx = params["nginx_service"]
     if nginx:
         if any(c.service == nginx and c.running for c in containers):
@@ -309,7 +425,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     result["parts"] = {
         part: verdict([f for f in findings if f.check.split(".")[0] == part])
         for part in PARTS
-        if part in done or (part == "nginx" and "nginx" in result)
+        if part in done or (part in ("nginx", "config") and part in result)
     }
     result["is_available"] = available
     return finish(module, findings, result)
