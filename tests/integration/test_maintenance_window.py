@@ -1,5 +1,6 @@
 """The maintenance_window playbook on lab2: the site answers 503 during the window and is served after it; a
-failing step leaves maintenance when the stack is healthy; an unhealthy stack stays in maintenance."""
+failing step leaves maintenance when the stack is healthy; an unhealthy stack stays in maintenance. The OS upgrade
+step upgrades a dummy package from a local apt repository, the only one apt reads (no mirror is reached)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import http.client
 import http.server
 import itertools
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import lab
+from harness.aptrepo import PACKAGE, apt_repo
 from harness.labctl import lab_up
-from harness.playbook import PlaybookRun, check_run, run_playbook
+from harness.playbook import PlaybookRun, assert_four_step, check_run, run_playbook
 from harness.snapshot import diff, snapshot
 from harness.web import reload_nginx, request
 
@@ -223,3 +227,45 @@ def test_nothing_runs_in_the_window_unless_the_page_is_proven_up(hosts: dict) ->
         other.unlink()
         reload_nginx(lab2)
     assert status_from_outside(lab2) == (200, None)
+
+
+def installed(package: str) -> str:
+    query = ["dpkg-query", "-W", "-f", "${Version}", package]
+    return subprocess.run(query, check=False, capture_output=True, text=True).stdout
+
+
+def upgrade_result(run: PlaybookRun) -> dict:
+    return run.result("lab2", "Summarise the OS upgrade")["ansible_facts"]["maintenance_window_os_upgrade_result"]
+
+
+def test_os_upgrade_lists_then_applies_the_upgrades_and_a_second_run_finds_none() -> None:
+    """The step alone (`--tags os_upgrade`: no maintenance page, the stack untouched), with apt reading only a local
+    repository: --check lists stackops-probe 1.0 -> 1.1 and installs nothing, the real run upgrades exactly that,
+    and the second runs find nothing to do. This machine's own lists offer other upgrades; none is listed."""
+    with apt_repo() as repo:
+        extravars = {
+            "maintenance_window_os_upgrade": True,
+            "maintenance_window_os_upgrade_apt_config": str(repo.config),
+        }
+        check, real, _check_again, again = assert_four_step(
+            PLAYBOOK, limit="lab2", tags="os_upgrade", extravars=extravars
+        )
+        planned = upgrade_result(check)
+        assert planned["upgrades"] == [{"name": PACKAGE, "from": "1.0", "to": "1.1"}], planned
+        assert planned["rebooted"] is False and planned["reboot_required"] == Path("/run/reboot-required").exists()
+        upgrade = "stackops.runbooks.maintenance_window : Upgrade the listed packages (os_upgrade.yml)"
+        assert check.changed_tasks() == {"lab2": [upgrade]}
+        assert upgrade_result(real) == planned
+        assert installed(PACKAGE) == "1.1"
+        assert upgrade_result(again)["upgrades"] == []
+    assert installed(PACKAGE) == ""
+
+
+def test_a_reboot_without_confirmation_is_refused_before_anything() -> None:
+    check_run(
+        run_playbook,
+        PLAYBOOK,
+        limit="lab2",
+        extravars={"maintenance_window_os_upgrade": True, "maintenance_window_os_reboot": True},
+        refused="set maintenance_window_os_reboot_confirm=true to go ahead",
+    )
