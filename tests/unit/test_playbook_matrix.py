@@ -21,6 +21,7 @@ CONVERGING = {"assert_four_step", "four_step", "assert_read_only", "read_only"}
 # Playbooks whose every run is an action: a second run changes again, on purpose. Their --check runs must still
 # change nothing (check_run), and their real runs are tested for what they do.
 ACTIONS = {
+    "admin_command": "every run takes a new backup, runs the command (a migration acts once) and keeps its output",
     "backup": "every run takes a new backup, named by its time (unless backup_if_older_than_hours finds a young one)",
     "collect_diagnostics": "every run writes a new bundle, named by its time",
     "maintenance_window": "every run enters and leaves maintenance: the page goes on and off, services stop and start",
