@@ -51,6 +51,9 @@ LAB_VALUES: list[tuple[str, str]] = [
     (r"^/var/backups/redis$", "{{ examples_dir }}/redis"),
     (r"^/var/tmp/incident-42(?=/)", "{{ examples_dir }}/incident"),
     (r"^/etc/nginx/sites-available/app\.conf$", "{{ examples_dir }}/nginx/app.conf"),
+    # The notify examples' state, and their webhook: a closed port (they run in check mode, which sends nothing).
+    (r"^/var/lib/stackops-alerts$", "{{ examples_dir }}/alerts"),
+    (r"^https://hooks\.example\.com(?=/)", "http://{{ ansible_host }}:9"),
 ]
 LAB_SERVICES = {"backend": "app", "worker": "app"}
 LAB_VARS = {
@@ -58,6 +61,8 @@ LAB_VARS = {
     "drill_pg_password": "{{ stackops_pg_password }}",
     "redis_password": "{{ stackops_redis_password }}",
     "grafana_token": "no-grafana-on-the-lab",
+    # A closed loopback port: the notify examples run in check mode, which sends nothing.
+    "slack_webhook_url": "http://127.0.0.1:9/services/T0/B0/lab",
 }
 _PG = {"login_host": "{{ ansible_host }}"}
 _TLS = {"ca_path": "{{ stackops_tls_ca }}"}
@@ -255,6 +260,8 @@ def _parse_command(page: str, index: int, text: str) -> CommandLine:
             tags = next(it)
         elif word in ("-C", "--check"):
             check = True
+        elif word in ("-D", "--diff"):
+            pass  # shows more, changes nothing the test checks
         elif word.startswith(f"{NAMESPACE}."):
             playbook = word
         elif word != "...":

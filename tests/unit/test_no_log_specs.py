@@ -26,6 +26,7 @@ NOT_SECRET = {
     "big_keys_sample": "a number of Redis keys to sample",
     "env_files": "the paths of compose env files, not their contents",
     "deploy_env_file": "the path of the project's .env, not its contents",
+    "config_change_env_file": "the path of the project's .env, not its contents",
     "collect_diagnostics_env_presence": "the names of variables whose presence is checked, never their values",
 }
 # A dict's description that names one of these says its values carry a secret ("connection options ... from the
