@@ -219,6 +219,8 @@ def test_targets_may_list_several_addresses() -> None:
 @pytest.mark.parametrize(
     ("explicit", "targets", "message"),
     [
+        # A leading - would be an option to nc.
+        ([{"from": "app", "to": "-e:5432"}], {}, "'-e' is not a host name or IP address"),
         ([{"from": "app", "to": "-e/bin/sh:5432"}], {}, "'-e/bin/sh' is not a host name or IP address"),
         ([{"from": "app", "to": "$(touch /tmp/pwned):1"}], {}, "is not a host name or IP address"),
         ([{"from": "app", "to": "db host:1"}], {}, "is not a host name or IP address"),
