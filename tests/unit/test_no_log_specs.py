@@ -19,8 +19,11 @@ MODULES = sorted(path.stem for path in (REPO / "plugins" / "modules").glob("*.py
 ROLES = sorted(path.parts[-3] for path in (REPO / "roles").glob("*/meta/argument_specs.yml"))
 
 # An option name that says its value is a secret: passwords, secrets, tokens, keys, credentials, HTTP headers
-# (Authorization), the values to redact (the secrets themselves) and process environments (PGPASSWORD).
-SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|header|redact|(?:^|_)env(?:$|_)", re.IGNORECASE)
+# (Authorization), the values to redact (the secrets themselves), process environments (PGPASSWORD) and webhooks (a
+# Slack webhook URL holds its token).
+SECRET_NAME = re.compile(
+    r"pass|secret|token|key|credential|auth|header|redact|webhook|(?:^|_)env(?:$|_)", re.IGNORECASE
+)
 # Names the pattern matches whose values are no secret.
 NOT_SECRET = {
     "big_keys_sample": "a number of Redis keys to sample",
