@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import lab
-from harness.playbook import assert_four_step, run_playbook
+from harness.playbook import assert_four_step, check_run, run_playbook
 from harness.scratch import ScratchProject
 
 # Every test on lab2 (scratch projects have no network, so any host reaches them): the module is one lane's.
@@ -130,6 +130,18 @@ def test_emergency_forms_need_confirmation(hosts: dict) -> None:
             in run.result("lab2", "Refuse to take the whole stack down without confirmation")["msg"]
         )
     assert container_ids(hosts["lab2"]) == before
+
+
+def test_a_docker_start_command_that_is_no_list_is_refused() -> None:
+    """The command that starts dockerd is an argument list (never a shell string): a mapping is refused by the
+    role's argument spec, naming the option, before anything runs."""
+    check_run(
+        run_playbook,
+        PLAYBOOK,
+        limit="lab2",
+        extravars={"recover_service_docker_start_command": {"cmd": "dockerd &"}},
+        refused="recover_service_docker_start_command",
+    )
 
 
 def test_stop_all_with_confirmation(scratch: ScratchProject) -> None:
