@@ -42,6 +42,9 @@ PG_MAJOR = {"bookworm": "15", "trixie": "17"}
 CREDENTIALS = ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD")
 CREDENTIALS_FILE = "lab_credentials.yml"
 DOCKERD_LOG = Path("/var/log/stackops-lab-dockerd.log")
+# No bridge network and no iptables rules: every lab service uses host networking on its loopback address. The lab
+# inventory's recover_service_docker_start_command starts the same daemon (tests/unit/test_lab.py).
+DOCKERD = ["dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false"]
 UP_TIMEOUT = 180
 
 
@@ -226,7 +229,7 @@ def ensure_dockerd(report: Report) -> None:
         pid_alive(pidfile, name)
     with open(DOCKERD_LOG, "ab") as log:
         subprocess.Popen(
-            ["dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false"],
+            DOCKERD,
             stdout=log,
             stderr=log,
             start_new_session=True,
