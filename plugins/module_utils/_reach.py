@@ -15,10 +15,12 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, check_port
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding
 
 # The tools a probe can use, best first. Each times the connect in the container: python3 with its clock, the
 # shells with $EPOCHREALTIME (bash 5, busybox ash) or else `date +%s%N` where date has nanoseconds.
 TOOLS = ("python3", "bash", "nc", "busybox")
+STATUSES = ("ok", "failed", "cannot_probe", "no_address")
 # Looked for with `command -v`; timeout bounds bash's /dev/tcp connect, which has no timeout of its own.
 DETECT = [
     "sh",
@@ -269,6 +271,39 @@ def parse_probe(tool: str, stdout: str, timeout: float, count: int) -> list[tupl
             results.append((rc == 0, "" if rc == 0 else error, elapsed_ms(start, end)))
     missing = count - len(results)
     return results[:count] + [(False, "the probe ended before this edge", None)] * max(0, missing)
+
+
+def judge(
+    edge: Edge | Unresolved, ok: bool | None, error: str, ms: float | None, tool: str | None
+) -> tuple[dict[str, t.Any], Finding | None]:
+    """An edge's row of the result and its finding: a failed edge is critical; one not probed (ok None), or to a
+    service without a known address, a warning."""
+    address = edge.address if isinstance(edge, Edge) else None
+    if isinstance(edge, Unresolved):
+        status = "no_address"
+        error = (
+            f"no address known for service {edge.target}: it uses host networking or names no port; "
+            f"give it in targets, as {{{edge.target}: 127.0.0.1:PORT}}"
+        )
+    else:
+        status = "cannot_probe" if ok is None else ("ok" if ok else "failed")
+    row = {
+        "from": edge.source,
+        "to": edge.target,
+        "address": address,
+        "origin": edge.origin,
+        "status": status,
+        "ok": ok,
+        "error": error,
+        "time_ms": ms,
+        "tool": tool,
+    }
+    if status == "ok":
+        return row, None
+    if status == "failed":
+        where = address if edge.target == address else f"{edge.target} at {address}"
+        return row, Finding("reach", "critical", f"{edge.source} cannot reach {where}: {error}", address)
+    return row, Finding("reach", "warning", f"{edge.source} -> {edge.target}: {error}", address)
 
 
 def exec_failed_to_start(rc: int, stderr: str) -> bool:

@@ -143,9 +143,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     ComposeProject,
     common_argument_spec,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, finish, health_argument_spec
-
-STATUSES = ("ok", "failed", "cannot_probe", "no_address")
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import finish, health_argument_spec
 
 
 def argument_spec() -> dict[str, t.Any]:
@@ -223,50 +221,14 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
         else:
             probes[source] = {"container": None, "tools": [], "tool": None}
             probes[source]["error"] = f"cannot probe: service {source} has no running container; start it first"
-    rows, findings = [], []
+    judged = []
     for source, mine in by_source.items():
         results = done.get(source, {}).get("results") or [(None, probes[source]["error"], None)] * len(mine)
-        for edge, (ok, error, ms) in zip(mine, results):
-            status = "cannot_probe" if ok is None else ("ok" if ok else "failed")
-            rows.append(
-                {
-                    "from": source,
-                    "to": edge.target,
-                    "address": edge.address,
-                    "origin": edge.origin,
-                    "status": status,
-                    "ok": ok,
-                    "error": error,
-                    "time_ms": ms,
-                    "tool": probes[source]["tool"],
-                }
-            )
-            if status == "failed":
-                where = edge.address if edge.target == edge.address else f"{edge.target} at {edge.address}"
-                message = f"{source} cannot reach {where}: {error}"
-                findings.append(Finding("reach", "critical", message, edge.address))
-            elif status == "cannot_probe":
-                findings.append(Finding("reach", "warning", f"{source} -> {edge.target}: {error}", edge.address))
-    for gap in unresolved:
-        error = (
-            f"no address known for service {gap.target}: it uses host networking or names no port; "
-            f"give it in targets, as {{{gap.target}: 127.0.0.1:PORT}}"
-        )
-        rows.append(
-            {
-                "from": gap.source,
-                "to": gap.target,
-                "address": None,
-                "origin": gap.origin,
-                "status": "no_address",
-                "ok": None,
-                "error": error,
-                "time_ms": None,
-                "tool": None,
-            }
-        )
-        findings.append(Finding("reach", "warning", f"{gap.source} -> {gap.target}: {error}"))
-    summary = {status: sum(1 for row in rows if row["status"] == status) for status in STATUSES}
+        judged += [reach.judge(e, ok, error, ms, probes[source]["tool"]) for e, (ok, error, ms) in zip(mine, results)]
+    judged += [reach.judge(gap, None, "", None, None) for gap in unresolved]
+    rows = [row for row, _finding in judged]
+    findings = [finding for _row, finding in judged if finding is not None]
+    summary = {status: sum(1 for row in rows if row["status"] == status) for status in reach.STATUSES}
     elapsed = round((time.monotonic() - started) * 1000, 1)
     result = {"edges": rows, "probes": probes, "summary": summary, "elapsed_ms": elapsed}
     return finish(module, findings, result)

@@ -241,3 +241,31 @@ def test_bad_edges_and_targets_are_refused(
     with pytest.raises(StackopsError) as caught:
         reach.plan(LAB1, sorted(LAB1), True, explicit, targets)
     assert message in str(caught.value)
+
+
+def test_judge_makes_a_failed_edge_critical_and_an_unprobed_one_a_warning() -> None:
+    service = reach.Edge("app", "postgres", "127.0.2.1", 5432, "depends_on")
+    address = reach.Edge("app", "127.0.2.1:1", "127.0.2.1", 1, "edges")
+    row, finding = reach.judge(service, True, "", 0.4, "python3")
+    assert finding is None and row == {
+        "from": "app",
+        "to": "postgres",
+        "address": "127.0.2.1:5432",
+        "origin": "depends_on",
+        "status": "ok",
+        "ok": True,
+        "error": "",
+        "time_ms": 0.4,
+        "tool": "python3",
+    }
+    _row, finding = reach.judge(service, False, "timed out", 3000.2, "python3")
+    assert finding == reach.Finding(
+        "reach", "critical", "app cannot reach postgres at 127.0.2.1:5432: timed out", "127.0.2.1:5432"
+    )
+    _row, finding = reach.judge(address, False, "[Errno 111] Connection refused", 0.1, "python3")
+    assert finding is not None and finding.message == "app cannot reach 127.0.2.1:1: [Errno 111] Connection refused"
+    row, finding = reach.judge(service, None, "cannot probe: ...", None, None)
+    assert (row["status"], finding and finding.severity) == ("cannot_probe", "warning")
+    row, finding = reach.judge(reach.Unresolved("nginx", "app", "depends_on"), None, "", None, None)
+    assert (row["status"], row["address"], finding and finding.severity) == ("no_address", None, "warning")
+    assert "give it in targets, as {app: 127.0.0.1:PORT}" in row["error"]
