@@ -281,7 +281,8 @@ class StateFile:
 
     def __enter__(self) -> StateFile:
         self.check_directory(create=True)
-        self.lock = open(os.path.join(self.directory, ".lock"), "a", encoding="utf-8")
+        fd = os.open(os.path.join(self.directory, ".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.lock = os.fdopen(fd, "a", encoding="utf-8")
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         return self
 
