@@ -95,22 +95,26 @@ integration: venv lab-up
 matrix: venv collection lab-up
 	pytest -n 2 -m "matrix or not lab" tests/unit tests/integration
 
-# Lint, ansible-test sanity (for both series) and the unit tests on the newest ansible-core run beside the lab's
-# start, whose image builds mostly download, and beside pytest, which mostly waits on the lab: every test on the
-# oldest, except those marked `matrix`, whose playbooks and modules the newest's controller runs (each
-# integration test runs once). Lint's and sanity's output is shown when they fail; the last line is always pytest's
-# summary of the full suite (.build/junit.xml has every test's time).
+# Lint, ansible-test sanity and the unit tests (each for both series) run beside the lab's start, whose image
+# builds mostly download, and beside the integration tests' pytest, which mostly waits on the lab: every
+# integration test on the oldest, except those marked `matrix`, whose playbooks and modules the newest's controller
+# runs (each integration test runs once). The output of what failed is shown; the unit runs' summaries come next and
+# the last line is always the integration pytest's summary (.build/junit.xml has every test's time at the end,
+# .build/times.tsv each test's as it ends).
 test: venv collection
 	$(MAKE) --no-print-directory venv CORE=$(NEWEST)
 	$(MAKE) --no-print-directory lint > .build/lint.log 2>&1 & lint=$$!; \
 	{ $(MAKE) --no-print-directory sanity && $(MAKE) --no-print-directory sanity CORE=$(NEWEST); } \
 	  > .build/sanity.log 2>&1 & sanity=$$!; \
-	$(MAKE) --no-print-directory unit CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 & newest=$$!; \
-	$(MAKE) --no-print-directory lab-up || { kill $$sanity $$lint $$newest; exit 1; }; \
-	tests=0; STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n $(WORKERS) --durations=20 \
-	  --junitxml=.build/junit.xml tests/unit tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
-	wait $$newest || { tests=1; tail -n 60 .build/pytest-$(NEWEST).log; }; \
-	echo "make test: ansible-core $(NEWEST) unit tests: $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
+	{ $(MAKE) --no-print-directory unit > .build/pytest-unit-$(OLDEST).log 2>&1; oldest=$$?; \
+	  $(MAKE) --no-print-directory unit CORE=$(NEWEST) > .build/pytest-$(NEWEST).log 2>&1 && exit $$oldest; } & units=$$!; \
+	$(MAKE) --no-print-directory lab-up || { kill $$sanity $$lint $$units; exit 1; }; \
+	tests=0; rm -f .build/times.tsv; STACKOPS_TIMES=$(CURDIR)/.build/times.tsv \
+	  STACKOPS_NEWEST_ANSIBLE=$(CURDIR)/.venv-$(NEWEST)/bin pytest -n $(WORKERS) --durations=20 \
+	  --junitxml=.build/junit.xml tests/integration 2>&1 | tee .build/pytest.log || tests=$$?; \
+	wait $$units || { tests=1; tail -n 60 .build/pytest-unit-$(OLDEST).log .build/pytest-$(NEWEST).log; }; \
+	echo "make test: unit tests, ansible-core $(OLDEST): $$(tail -n 1 .build/pytest-unit-$(OLDEST).log)"; \
+	echo "make test: unit tests, ansible-core $(NEWEST): $$(tail -n 1 .build/pytest-$(NEWEST).log)"; \
 	checks=0; wait $$lint || { checks=1; cat .build/lint.log; echo "make test: lint failed (above)"; }; \
 	wait $$sanity || { checks=1; cat .build/sanity.log; echo "make test: ansible-test sanity failed (above)"; }; \
 	if [ $$checks -eq 0 ]; then grep -E '^(Running sanity test|WARNING)' .build/sanity.log | tail -n 3; \
