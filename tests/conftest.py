@@ -21,4 +21,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     path = os.environ.get("STACKOPS_TIMES")
     if path and not os.environ.get("PYTEST_XDIST_WORKER"):
         with open(path, "a", encoding="utf-8") as out:
-            out.write(f"{time.strftime('%H:%M:%S')}\t{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")
+            out.write(
+                f"{time.strftime('%H:%M:%S')}\t{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n"
+            )
