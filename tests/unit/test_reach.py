@@ -4,7 +4,9 @@ tests/unit/fixtures/reach/ holds what each probe script printed for four edges: 
 port that never answers (a listener with a full backlog) and a name that does not resolve, with a 1 s timeout. The
 tools: Python 3.11 and bash 5.2 with coreutils' timeout (Debian bookworm, as in the lab image), and, from Debian
 bookworm's packages, netcat-openbsd 1.219, busybox 1.35 (its own sh and nc) and busybox 1.35 installed as `nc`
-(as Alpine does). lab-*.txt are the lab's own containers (capture in tests/integration/test_reach.py's module doc).
+(as Alpine does). lab1-bookworm-* and lab3-trixie-* are the lab's own containers (lab1's app: Python 3.11.2, bash
+5.2.15; lab3's backend: Python 3.13.5, bash 5.2.37), run through `docker compose exec -T`, with three edges: the
+host's PostgreSQL, port 1 of the host's address, and a name that does not resolve.
 """
 
 from __future__ import annotations
@@ -112,6 +114,16 @@ def test_each_tool_tells_open_closed_timeout_and_unknown(fixture: str, tool: str
     times = [ms for _ok, _e, ms in results]
     assert all(ms is not None and ms >= 0 for ms in times), times
     assert 950 <= t.cast(float, times[2]) <= 1200, times
+
+
+@pytest.mark.parametrize("shape", ["lab1-bookworm", "lab3-trixie"])
+@pytest.mark.parametrize("tool", ["python3", "bash"])
+def test_the_lab_containers_probe_open_closed_and_unknown(shape: str, tool: str) -> None:
+    assert reach.parse_detect((FIXTURES / f"{shape}-detect.txt").read_text()) == ["python3", "bash", "timeout"]
+    results = reach.parse_probe(tool, (FIXTURES / f"{shape}-{tool}-open-closed-unknown.txt").read_text(), 1, 3)
+    assert [ok for ok, _e, _ms in results] == [True, False, False]
+    assert "Connection refused" in results[1][1] and "Name or service not known" in results[2][1]
+    assert all(ms is not None and 0 <= ms < 1000 for _ok, _e, ms in results)
 
 
 def test_a_cut_off_probe_leaves_the_rest_not_run() -> None:
