@@ -62,7 +62,7 @@ def scale_plan(
     names = {r["project"] for r in wanted}
     found = sorted(set(existing))
     pattern = re.compile(rf"^{re.escape(project)}-{re.escape(service)}-(\d+)$")
-    remove = []
+    remove: list[dict[str, t.Any]] = []
     for name in found:
         if name in names:
             continue
