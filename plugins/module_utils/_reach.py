@@ -21,15 +21,6 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._health import F
 # shells with $EPOCHREALTIME (bash 5, busybox ash) or else `date +%s%N` where date has nanoseconds.
 TOOLS = ("python3", "bash", "nc", "busybox")
 STATUSES = ("ok", "failed", "cannot_probe", "no_address")
-# Looked for with `command -v`; timeout bounds bash's /dev/tcp connect, which has no timeout of its own.
-DETECT = [
-    "sh",
-    "-c",
-    'for t in "$@"; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; :',
-    "sh",
-    *TOOLS,
-    "timeout",
-]
 NO_TOOL = (
     "cannot probe: the container of service {service} has none of python3, bash, nc or busybox{why}; add one to its "
     "image (e.g. busybox, or netcat-openbsd from Debian), or probe its edges from another service with `edges`"
@@ -78,6 +69,21 @@ while [ $# -ge 2 ]; do
   printf '%s|%s|%s|%s\n' "$rc" "$start" "$end" "$error"
   shift 2
 done
+"""
+# One exec per source service: look for the tools with `command -v`, say which were found and which one probes, then
+# hand the pairs to it. The probe scripts are arguments too (constants of this file), so nothing is quoted.
+DISPATCH = r"""
+limit=$1; whole=$2; py=$3; bash_script=$4; nc_script=$5; shift 5
+found=
+for t in python3 bash nc busybox timeout; do command -v "$t" >/dev/null 2>&1 && found="$found $t"; done
+echo "tools:$found"
+case "$found " in
+  *" python3 "*) echo "tool: python3"; exec python3 -c "$py" "$limit" "$@" ;;
+  *" bash "*) echo "tool: bash"; exec bash -c "$bash_script" bash "$limit" "$@" ;;
+  *" nc "*) echo "tool: nc"; exec sh -c "$nc_script" sh "$whole" nc "$@" ;;
+  *" busybox "*) echo "tool: busybox"; exec sh -c "$nc_script" sh "$whole" busybox "$@" ;;
+esac
+echo "tool: none"
 """
 
 
@@ -211,20 +217,35 @@ def plan(
     return edges, unresolved
 
 
-def parse_detect(stdout: str) -> list[str]:
-    """The tools `command -v` found, in the order of preference."""
-    found = {line.strip() for line in stdout.splitlines()}
-    return [tool for tool in (*TOOLS, "timeout") if tool in found]
+def parse_run(stdout: str) -> tuple[list[str], str | None, str]:
+    """The tools DISPATCH found (in the order of preference), the one that probed (None: none), and its output."""
+    lines = stdout.splitlines()
+    header = [line for line in lines[:2] if line.startswith(("tools:", "tool:"))]
+    found = set(header[0].split(":", 1)[1].split()) if header and header[0].startswith("tools:") else set()
+    tool = header[1].split(":", 1)[1].strip() if len(header) == 2 else None
+    tools = [name for name in (*TOOLS, "timeout") if name in found]
+    return tools, (tool if tool in TOOLS else None), "\n".join(lines[len(header) :])
 
 
 def probe_argv(tool: str, timeout: float, edges: list[Edge]) -> list[str]:
+    """One tool's probe of the edges (python3 alone serves a container without sh)."""
     pairs = [value for e in edges for value in (e.host, str(e.port))]
     if tool == "python3":
         return ["python3", "-c", PYTHON, f"{timeout:g}", *pairs]
     if tool == "bash":
         return ["bash", "-c", BASH, "bash", f"{timeout:g}", *pairs]
+    return ["sh", "-c", NC, "sh", whole_seconds(timeout), tool, *pairs]
+
+
+def run_argv(timeout: float, edges: list[Edge]) -> list[str]:
+    """Look for the tools and probe with the best, in one exec."""
+    pairs = [value for e in edges for value in (e.host, str(e.port))]
+    return ["sh", "-c", DISPATCH, "sh", f"{timeout:g}", whole_seconds(timeout), PYTHON, BASH, NC, *pairs]
+
+
+def whole_seconds(timeout: float) -> str:
     # nc -w takes whole seconds.
-    return ["sh", "-c", NC, "sh", str(max(1, math.ceil(timeout))), tool, *pairs]
+    return str(max(1, math.ceil(timeout)))
 
 
 def elapsed_ms(start: str, end: str) -> float | None:

@@ -173,23 +173,26 @@ def run_in(project: ComposeProject, service: str, argv: list[str], bound: float)
 
 
 def probe(project: ComposeProject, service: str, edges: list[reach.Edge], limit: float) -> dict[str, t.Any]:
-    """The tools of one service's container, then all its edges in one exec: (ok, error, ms) per edge."""
+    """All the edges of one service in one exec that finds its tools and probes with the best: (ok, error, ms) per
+    edge."""
     result: dict[str, t.Any] = {"tools": [], "tool": None, "error": "", "results": []}
-    rc, out, err = run_in(project, service, reach.DETECT, 30)
+    bound = 10 + limit * len(edges) * 1.5
+    rc, out, err = run_in(project, service, reach.run_argv(limit, edges), bound)
     no_sh = rc != 0 and reach.exec_failed_to_start(rc, err)
-    if rc != 0 and not no_sh:
+    if no_sh:
+        # Nothing can be looked for without sh: python3 is still worth one try.
+        rc, out, err = run_in(project, service, reach.probe_argv("python3", limit, edges), bound)
+        if rc == 0:
+            result.update(tools=["python3"], tool="python3")
+            result["results"] = reach.parse_probe("python3", out, limit, len(edges))
+            return result
+    if rc != 0 and not reach.exec_failed_to_start(rc, err):
         result["error"] = f"cannot probe: `docker compose exec` in {service} failed (exit code {rc}): {err.strip()}"
         return result
-    result["tools"] = reach.parse_detect(out) if rc == 0 else []
-    # Without sh nothing can be looked for: python3 is still worth one try.
-    tool = "python3" if no_sh else next((x for x in result["tools"] if x in reach.TOOLS), None)
-    if tool is not None:
-        rc, out, err = run_in(project, service, reach.probe_argv(tool, limit, edges), 10 + limit * len(edges) * 1.5)
-        if rc == 0:
-            result.update(tool=tool, results=reach.parse_probe(tool, out, limit, len(edges)))
-            return result
-        if not reach.exec_failed_to_start(rc, err):
-            result["error"] = f"cannot probe: {tool} in {service} failed (exit code {rc}): {(err or out).strip()}"
+    if not no_sh:
+        result["tools"], result["tool"], body = reach.parse_run(out)
+        if result["tool"] is not None:
+            result["results"] = reach.parse_probe(result["tool"], body, limit, len(edges))
             return result
     result["error"] = reach.NO_TOOL.format(service=service, why=" (nor sh to look for them)" if no_sh else "")
     return result

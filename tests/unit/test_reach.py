@@ -4,9 +4,10 @@ tests/unit/fixtures/reach/ holds what each probe script printed for four edges: 
 port that never answers (a listener with a full backlog) and a name that does not resolve, with a 1 s timeout. The
 tools: Python 3.11 and bash 5.2 with coreutils' timeout (Debian bookworm, as in the lab image), and, from Debian
 bookworm's packages, netcat-openbsd 1.219, busybox 1.35 (its own sh and nc) and busybox 1.35 installed as `nc`
-(as Alpine does). lab1-bookworm-* and lab3-trixie-* are the lab's own containers (lab1's app: Python 3.11.2, bash
-5.2.15; lab3's backend: Python 3.13.5, bash 5.2.37), run through `docker compose exec -T`, with three edges: the
-host's PostgreSQL, port 1 of the host's address, and a name that does not resolve.
+(as Alpine does). dispatch-*-alone-*: the module's one exec (DISPATCH) with only that tool on the PATH (busybox: its
+own sh and applets), probing a listening and a closed port. lab1-bookworm-* and lab3-trixie-* are the lab's own
+containers (lab1's app: Python 3.11.2, bash 5.2.15; lab3's backend: Python 3.13.5, bash 5.2.37), through `docker
+compose exec -T`, with three edges: the host's PostgreSQL, port 1 of the host's address, a name that does not resolve.
 """
 
 from __future__ import annotations
@@ -117,13 +118,41 @@ def test_each_tool_tells_open_closed_timeout_and_unknown(fixture: str, tool: str
 
 
 @pytest.mark.parametrize("shape", ["lab1-bookworm", "lab3-trixie"])
-@pytest.mark.parametrize("tool", ["python3", "bash"])
-def test_the_lab_containers_probe_open_closed_and_unknown(shape: str, tool: str) -> None:
-    assert reach.parse_detect((FIXTURES / f"{shape}-detect.txt").read_text()) == ["python3", "bash", "timeout"]
-    results = reach.parse_probe(tool, (FIXTURES / f"{shape}-{tool}-open-closed-unknown.txt").read_text(), 1, 3)
-    assert [ok for ok, _e, _ms in results] == [True, False, False]
-    assert "Connection refused" in results[1][1] and "Name or service not known" in results[2][1]
-    assert all(ms is not None and 0 <= ms < 1000 for _ok, _e, ms in results)
+def test_the_lab_containers_probe_open_closed_and_unknown(shape: str) -> None:
+    # What the module runs (one exec: the tools, the one used, then its lines), and bash's probe alone.
+    tools, tool, body = reach.parse_run((FIXTURES / f"{shape}-dispatch-open-closed-unknown.txt").read_text())
+    assert (tools, tool) == (["python3", "bash", "timeout"], "python3")
+    for used, text in (("python3", body), ("bash", (FIXTURES / f"{shape}-bash-open-closed-unknown.txt").read_text())):
+        results = reach.parse_probe(used, text, 1, 3)
+        assert [ok for ok, _e, _ms in results] == [True, False, False]
+        assert "Connection refused" in results[1][1] and "Name or service not known" in results[2][1]
+        assert all(ms is not None and 0 <= ms < 1000 for _ok, _e, ms in results)
+
+
+@pytest.mark.parametrize(
+    ("alone", "tools", "tool", "refused"),
+    [
+        ("bash", ["bash", "timeout"], "bash", "bash: connect: Connection refused"),
+        ("nc", ["nc"], "nc", "nc: connect to 127.0.0.1 port 47144 (tcp) failed: Connection refused"),
+        # busybox's sh finds its own applets with `command -v`: its nc is `nc`, without -z (the -e fallback).
+        (
+            "busybox",
+            ["nc", "busybox", "timeout"],
+            "nc",
+            "nc: can't connect to remote host (127.0.0.1): Connection refused",
+        ),
+        ("none", [], None, ""),
+    ],
+)
+def test_the_dispatcher_picks_the_best_tool_found(alone: str, tools: list[str], tool: str | None, refused: str) -> None:
+    found, used, body = reach.parse_run((FIXTURES / f"dispatch-{alone}-alone-open-closed.txt").read_text())
+    assert (found, used) == (tools, tool)
+    if used is None:
+        assert body == ""
+        return
+    (ok, error, ms), (not_ok, refusal, _ms) = reach.parse_probe(used, body, 1, 2)
+    assert (ok, error, not_ok, refusal) == (True, "", False, refused)
+    assert ms is not None
 
 
 def test_a_cut_off_probe_leaves_the_rest_not_run() -> None:
@@ -147,14 +176,6 @@ def test_elapsed_ms_from_each_clock(start: str, end: str, ms: float | None) -> N
     assert reach.elapsed_ms(start, end) == ms
 
 
-def test_detect_orders_the_tools_found() -> None:
-    assert reach.parse_detect("/usr/bin/timeout\nbash\npython3\n") == ["python3", "bash"]
-    assert reach.parse_detect("timeout\nbusybox\nnc\n") == ["nc", "busybox", "timeout"]
-    assert reach.parse_detect("") == []
-    # The names to look for are arguments of a fixed script, like every probe's hosts and ports.
-    assert reach.DETECT[:2] == ["sh", "-c"] and reach.DETECT[4:] == [*reach.TOOLS, "timeout"]
-
-
 def test_probe_values_are_arguments_never_script() -> None:
     edges = [reach.Edge("app", "db", "db.internal", 5432, "edges"), reach.Edge("app", "x", "::1", 6379, "edges")]
     assert reach.probe_argv("python3", 2.5, edges) == [
@@ -170,6 +191,22 @@ def test_probe_values_are_arguments_never_script() -> None:
     assert reach.probe_argv("bash", 0.5, edges)[3:5] == ["bash", "0.5"]
     # nc -w takes whole seconds.
     assert reach.probe_argv("busybox", 0.5, edges)[3:6] == ["sh", "1", "busybox"]
+    # The dispatcher's own arguments: the timeouts, the probe scripts (constants), then the pairs.
+    assert reach.run_argv(0.5, edges) == [
+        "sh",
+        "-c",
+        reach.DISPATCH,
+        "sh",
+        "0.5",
+        "1",
+        reach.PYTHON,
+        reach.BASH,
+        reach.NC,
+        "db.internal",
+        "5432",
+        "::1",
+        "6379",
+    ]
     assert reach.probe_argv("nc", 2.1, edges)[4:] == ["3", "nc", "db.internal", "5432", "::1", "6379"]
     assert edges[1].address == "[::1]:6379"
 
