@@ -107,8 +107,10 @@ options:
       - V(slow_statements), statements of C(pg_stat_statements) slower on average than a threshold, with calls,
         mean and total time, their texts redacted like in V(statements).
       - V(nondefault_settings), the settings not at their default (C(pg_settings.source) other than C(default) and
-        C(override)); values of secret settings (a name with C(password), C(secret), C(passphrase), C(token) or
-        ending in C(_key)) are masked, and so are the passwords of connection strings (C(primary_conninfo)).
+        C(override)); values of secret settings (a name with C(password) but C(password_encryption), C(secret),
+        C(passphrase), C(token) or ending in C(_key)) are masked whole; in the others, the passwords of connection
+        strings and URIs (C(primary_conninfo)) and the values of options named like secrets (an
+        C(archive_command) with C(--repo1-s3-key=...) or C(PGPASSWORD=...)) are masked.
         C(fsync), C(full_page_writes) or C(zero_damaged_pages) set unsafely is critical, C(autovacuum) off or
         C(ignore_checksum_failure) on a warning.
     type: list

@@ -34,7 +34,11 @@ ADVISOR_DEFAULTS = {
 MB = 1024 * 1024
 DAY = 86400
 # Settings whose values are secrets, or may hold one: by name, and every conninfo (primary_conninfo).
-SECRET_NAME = re.compile(r"password|secret|passphrase|_key$|token", re.IGNORECASE)
+SECRET_NAME = re.compile(r"password(?!_encryption$)|secret|passphrase|_key$|token", re.IGNORECASE)
+# In other values (archive_command, restore_command, ...): an option whose name says secret, and its value.
+SECRET_ARGUMENT = re.compile(
+    r"(?i)((?:passw(?:or)?d|secret|token|[-_]key)[\w-]*\s*[=:]\s*)(?!'?\*{8})('[^']*'?|\"[^\"]*\"?|\S+)"
+)
 # Changed settings that trade safety for speed, and what to do about them.
 RISKY = {
     ("fsync", "off"): ("critical", "a crash can corrupt the whole cluster: set fsync = on"),
@@ -210,12 +214,13 @@ def read_slow_statements(conn: t.Any, th: dict[str, float], top: int, _server: t
 
 
 def mask_setting(name: str, value: str | None) -> str | None:
-    """A setting's value for a report: whole secrets masked by name, the passwords of conninfos in any other."""
+    """A setting's value for a report: whole secrets masked by name; in any other, the passwords of conninfos and
+    URIs, and the values of options named like secrets (--repo1-s3-key=...)."""
     if not value:
         return value
     if SECRET_NAME.search(name):
         return MASK
-    return redact_connection_strings(value)
+    return SECRET_ARGUMENT.sub(rf"\1{MASK}", redact_connection_strings(value))
 
 
 def judge_settings(settings: list[dict[str, t.Any]]) -> list[Finding]:
