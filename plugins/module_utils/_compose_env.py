@@ -182,7 +182,9 @@ def plan(
     for env in envs:
         classify.learn(env)
     for service, name, running, image in sorted(containers, key=lambda c: c[:2]):
-        variables = compare(running, wanted_of.get(service, {}), image, dotenv or {}, classify)
+        if service not in wanted_of:
+            continue  # a service of a profile not enabled now, or removed: compose gives it nothing to compare
+        variables = compare(running, wanted_of[service], image, dotenv or {}, classify)
         used |= set(variables)
         differ = stale(variables)
         result.setdefault(service, {})[name] = {"recreate_needed": bool(differ), "variables": variables}

@@ -54,8 +54,8 @@ options:
       - C(restart_loop_uptime_s) 120, a container that Docker restarted and that has run for less than this, or is
         C(restarting) now, is critical (a restart loop now).
       - C(memory_warning_pct) 80 and C(memory_critical_pct) 95, a container's memory use (C(docker stats), without
-        the page cache) against its limit (C(HostConfig.Memory)). A container without a limit is not judged; its
-        C(memory.limit) is null.
+        the page cache) against its limit (C(HostConfig.Memory)). A container without a limit is not judged (nor
+        read); its C(memory.limit) is null.
       - A container the kernel killed for want of memory (C(State.OOMKilled)) is critical while it is down and a
         warning once it runs again.
     type: dict
@@ -126,7 +126,7 @@ findings:
 services:
   description: Per compose service, as M(stackops.runbooks.compose_service) returns it (state, health, restarts,
     ready, problems, containers); each container also has C(memory) (C(used) and C(limit) in bytes, C(used_pct);
-    C(limit) null when it has none), C(oom_killed) and C(uptime_s).
+    all null for a container without a limit, whose use is not judged), C(oom_killed) and C(uptime_s).
   returned: when the compose project could be read
   type: dict
 config:
@@ -274,7 +274,8 @@ def resources(
                 Finding(
                     "services.restart_loop",
                     "critical",
-                    f"container {c.name} is in a restart loop: restarted {c.restarts} times by Docker, {since}",
+                    f"container {c.name} is in a restart loop: restarted {c.restarts} "
+                    f"time{'s' * (c.restarts != 1)} by Docker, {since}",
                     c.restarts,
                     th["restart_loop_uptime_s"],
                 )

@@ -15,7 +15,17 @@ from harness.playbook import check_run, run_playbook
 pytestmark = pytest.mark.lab_hosts("lab2")
 
 PLAYBOOK = "stackops.runbooks.collect_diagnostics"
-FILES = ["compose.log", "env.txt", "incident.md", "ports.txt", "resources.txt", "state.json"]
+FILES = [
+    "compose.log",
+    "config.json",
+    "docker-df.txt",
+    "env.txt",
+    "incident.md",
+    "networks.txt",
+    "ports.txt",
+    "resources.txt",
+    "state.json",
+]
 
 
 def test_bundle_of_a_broken_host_with_secrets_redacted(hosts: dict, tmp_path: Path) -> None:
