@@ -47,7 +47,7 @@ def get(port: int, path: str = "/health") -> int:
 
 
 def changed(run: PlaybookRun) -> list[str]:
-    return [task.split(" (")[0] for task in run.changed_tasks()["lab1"]]
+    return [task.rsplit(" (", 1)[0] for task in run.changed_tasks()["lab1"]]
 
 
 class Load(threading.Thread):
@@ -86,20 +86,19 @@ def upstream() -> Iterator[bytes]:
         ).stdout.split()
         if left:
             subprocess.run(["docker", "rm", "--force", *left], capture_output=True, check=False)
-        (HOST.dir / "scale" / "app.yaml").unlink(missing_ok=True)
+        (HOST.dir / "compose.scale-app.yaml").unlink(missing_ok=True)
         lab_up()
 
 
 def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
     site = HOST.dir / "nginx" / "conf.d" / "app.conf"
     runs = assert_four_step(SCALE, limit="lab1", extravars={**FAST, "scale_replicas": 3})
-    # What check mode predicted is what the real run did (the contract compares them): the override, both
+    # What check mode predicted is what the real run did (the contract compares them): the override, the
     # replicas, then the upstream.
     assert changed(runs[1]) == [
-        "stackops.runbooks.scale : Make the directory of the replicas' override",
-        "stackops.runbooks.scale : Write the replicas' compose override (no dependencies, no ports)",
-        "stackops.runbooks.scale : Start each replica on its port, and wait until it is healthy",
-        f"stackops.runbooks.scale : Point the upstream at {HOST.addr}:8000, {HOST.addr}:8002, {HOST.addr}:8003",
+        "scale : Write the replicas' compose override (no dependencies, no ports)",
+        "scale : Start each replica on its port, and wait until it is healthy",
+        f"scale : Point the upstream at {HOST.addr}:8000, {HOST.addr}:8002, {HOST.addr}:8003",
     ], runs[1].changed_tasks()
     found = replicas()
     assert sorted(found) == [f"{HOST.project}-app-2-app-1", f"{HOST.project}-app-3-app-1"], found
@@ -123,9 +122,9 @@ def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
         load.join()
     down.assert_ok()
     assert changed(down) == [
-        f"stackops.runbooks.scale : Point the upstream at {HOST.addr}:8000",
-        "stackops.runbooks.scale : Remove each replica beyond the count, the highest first",
-        "stackops.runbooks.scale : Remove the replicas' override once the service runs alone",
+        f"scale : Point the upstream at {HOST.addr}:8000",
+        "scale : Remove each replica beyond the count, the highest first",
+        "scale : Remove the replicas' override once the service runs alone",
     ], down.changed_tasks()
     removed = [
         r["item"]["project"]
@@ -135,7 +134,7 @@ def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
     assert load.requests > 20 and not load.failures, (load.requests, load.failures[:10])
     assert replicas() == {}
     assert site.read_bytes() == upstream, "the upstream is back byte for byte"
-    assert not (HOST.dir / "scale" / "app.yaml").exists()
+    assert not (HOST.dir / "compose.scale-app.yaml").exists()
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The scale role's planner (plugins/filter/scale.py): which replicas run on which ports, nginx's upstream servers,
 and what starts and what goes, over the role's read as recorded on the lab (tests/unit/fixtures/scale/: lab1 with
-three replicas, Docker 20.10 / Compose 2.26.1) and over a table of states."""
+three replicas and alone, Docker 28.2.2 / Compose 2.26.1) and over a table of states."""
 
 from __future__ import annotations
 
