@@ -78,8 +78,8 @@ def test_the_notify_module_announces_sends_nothing_in_check_mode_and_refuses_bad
 
 
 def test_the_health_check_alerts_once_after_three_failed_runs_and_recovers_once(tmp_path: Path) -> None:
-    """The role's host step alone (tags host,report: one round trip) with a critical disk threshold of 1%: three runs, one
-    alert on the third, then one recovery. A --check run before them sends nothing and keeps no state."""
+    """The role's host step alone (tags host,report: one round trip), with a critical disk threshold of 1%: three
+    runs, one alert on the third, then one recovery. A --check run before them sends nothing and keeps no state."""
     state = tmp_path / "alerts"
     runs: list[PlaybookRun] = []
 
