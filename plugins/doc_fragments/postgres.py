@@ -104,8 +104,8 @@ options:
       - V(unused_indexes), indexes never scanned since the statistics were reset, that back no primary key, unique
         or exclusion constraint, with their size and the statistics' age. Scans on standbys are not counted.
       - V(missing_indexes), tables above a size read mostly by sequential scans.
-      - V(slow_statements), statements of C(pg_stat_statements) slower on average than a threshold, with calls,
-        mean and total time, their texts redacted like in V(statements).
+      - V(slow_statements), statements of the connected database in C(pg_stat_statements) slower on average than
+        a threshold, with calls, mean and total time, their texts redacted like in V(statements).
       - V(nondefault_settings), the settings not at their default (C(pg_settings.source) other than C(default) and
         C(override)); values of secret settings (a name with C(password) but C(password_encryption), C(secret),
         C(passphrase), C(token) or ending in C(_key)) are masked whole; in the others, the passwords of connection

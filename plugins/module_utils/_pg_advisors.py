@@ -178,8 +178,9 @@ def read_missing_indexes(conn: t.Any, th: dict[str, float], top: int, _server: t
 SLOW_STATEMENTS = (
     "SELECT queryid::text AS queryid, d.datname AS database, r.rolname AS user, calls, "
     "round({mean}::numeric, 2)::float AS mean_ms, round({total}::numeric, 2)::float AS total_ms, rows, "
-    "left(query, 200) AS query FROM pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid "
-    "LEFT JOIN pg_roles r ON r.oid = s.userid WHERE {mean} >= %s AND calls >= %s ORDER BY {total} DESC LIMIT %s"
+    "left(query, 200) AS query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+    "LEFT JOIN pg_roles r ON r.oid = s.userid WHERE d.datname = current_database() "
+    "AND {mean} >= %s AND calls >= %s ORDER BY {total} DESC LIMIT %s"
 )
 
 
