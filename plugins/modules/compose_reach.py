@@ -22,6 +22,8 @@ description:
   - It only reads. It never reports a change, and runs the same in check mode.
   - A failed edge is a critical finding; an edge that could not be probed, or to a service whose address is not
     known, a warning. RV(status) is the worst of them.
+  - The P(stackops.runbooks.health_check#role) role runs it (tag C(reach)), with the addresses of the inventory's
+    stack settings.
 author: stackops developers (@stackops)
 extends_documentation_fragment:
   - stackops.runbooks.compose
@@ -62,8 +64,6 @@ options:
 seealso:
   - module: stackops.runbooks.compose_exec
   - module: stackops.runbooks.stack_health
-  - role: stackops.runbooks.health_check
-    description: Runs this module (tag C(reach)); a failed edge is a critical finding of the host.
 """
 
 EXAMPLES = r"""
