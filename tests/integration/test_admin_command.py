@@ -75,7 +75,7 @@ def test_confirmed_command_runs_after_a_verified_backup_with_secrets_redacted() 
     assert log.parent == LOGS and stat.S_IMODE(LOGS.stat().st_mode) == 0o700
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     kept = log.read_text()
-    assert "migrating on 127.0.2.1" in kept and "done" in kept and "--- stderr ---" in kept, kept
+    assert "migrating on 127.0.2.1\n" in kept and "done\n--- stderr ---\nredis password" in kept, kept
     assert "postgresql://app:********@127.0.2.1" in kept and "redis password [REDACTED]" in kept, kept
     for secret in secrets():
         assert secret not in kept and secret not in done.stdout, "a password reached the output"
