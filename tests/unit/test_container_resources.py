@@ -30,7 +30,7 @@ def container(name: str, cid: str, fields: dict, state: str = "running") -> comp
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("12.5MiB", 13107200), ("1.944GiB", 2087354105), ("0B", 0), ("512kB", 512000), ("3MB", 3000000), ("--", None)],
+    [("12.5MiB", 13107200), ("1.944GiB", 2087354105), ("636KiB", 651264), ("0B", 0), ("512kB", 512000), ("--", None)],
 )
 def test_sizes_as_docker_stats_prints_them(text: str, size: int | None) -> None:
     assert compose.parse_size(text) == size
