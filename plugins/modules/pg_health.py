@@ -199,7 +199,8 @@ slow_statements:
   description:
     - With O(advisors=[slow_statements]), the statements of the connected database at or above
       C(slow_statement_warning_ms) on average and called at least C(slow_statement_min_calls) times, most total
-      time first, with database, user, calls, C(mean_ms), C(total_ms) and rows. Query texts are cut at 200 characters and redacted.
+      time first, with database, user, calls, C(mean_ms), C(total_ms) and rows. Query texts are cut at 200
+      characters and redacted.
   returned: when asked for
   type: dict
 nondefault_settings:
