@@ -83,7 +83,7 @@ options:
         C(dead_tuples_min_rows) 10000 rows.
       - C(wraparound_warning_pct) 50 and C(wraparound_critical_pct) 75 (of the 2^31 XID horizon).
       - C(replication_lag_warning_s) 30 and C(replication_lag_critical_s) 300.
-      - For O(advisors), C(unused_index_min_mb) 1 (smaller unused indexes are listed, not judged) and
+      - For C(advisors), C(unused_index_min_mb) 1 (smaller unused indexes are listed, not judged) and
         C(unused_index_min_stats_days) 7 (younger statistics have not seen the whole workload, so candidates are
         listed, not judged).
       - C(missing_index_min_table_mb) 10, C(missing_index_min_seq_scans) 100 and C(missing_index_seq_scan_pct) 50
@@ -99,7 +99,7 @@ options:
     default: 10
   advisors:
     description:
-      - Advisors to run after O(checks), each a section of the result whose findings carry an C(action), the
+      - Advisors to run after C(checks), each a section of the result whose findings carry an C(action), the
         suggested fix. They only read, and none runs unless asked for.
       - V(unused_indexes), indexes never scanned since the statistics were reset, that back no primary key, unique
         or exclusion constraint, with their size and the statistics' age. Scans on standbys are not counted.

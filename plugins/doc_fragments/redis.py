@@ -82,7 +82,7 @@ options:
         configured.
       - C(replication_lag_warning_bytes) 1048576.
       - C(big_key_warning_bytes) 10485760.
-      - For O(advisors), C(slowlog_warning_ms) 100 and C(slowlog_critical_ms) 1000 (a SLOWLOG entry's duration),
+      - For C(advisors), C(slowlog_warning_ms) 100 and C(slowlog_critical_ms) 1000 (a SLOWLOG entry's duration),
         C(latency_event_warning_ms) 100 and C(latency_event_critical_ms) 1000 (an event's latest spike), both
         judged only for entries of the last C(advice_recent_s) 86400 seconds; C(ping_p99_warning_ms) 10 and
         C(ping_p99_critical_ms) 100 (the 99th percentile of the PING sample).
@@ -95,13 +95,13 @@ options:
     default: 1000
   advisors:
     description:
-      - Advisors to run after O(checks), each a section of the result whose findings carry an C(action), the
+      - Advisors to run after C(checks), each a section of the result whose findings carry an C(action), the
         suggested fix. None runs unless asked for.
       - V(slowlog), the last 128 entries of C(SLOWLOG GET), the 10 slowest kept, each command with its arguments
         replaced by their count (keys and values can be secrets).
       - V(latency), C(LATENCY LATEST)'s events, and whether the latency monitor is on.
       - V(memory_doctor), the text of C(MEMORY DOCTOR), a finding when it names issues.
-      - V(latency_sample), O(latency_samples) PINGs (5 seconds at most) with min, average, p99 and max round trip.
+      - V(latency_sample), C(latency_samples) PINGs (5 seconds at most) with min, average, p99 and max round trip.
       - V(write_probe), whether the server accepts writes now (it refuses them when out of memory with
         C(noeviction), after a failed save, or on a replica) - C(SET) of a key of its own
         (C(stackops:health:probe:<random>)) with a 30 s TTL, C(GET) and C(DEL). It leaves nothing behind, and does

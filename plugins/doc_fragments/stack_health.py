@@ -99,7 +99,7 @@ options:
           10000 rows.
         - C(wraparound_warning_pct) 50 and C(wraparound_critical_pct) 75 (of the 2^31 XID horizon).
         - C(replication_lag_warning_s) 30 and C(replication_lag_critical_s) 300.
-        - For O(advisors), C(unused_index_min_mb) 1 (smaller unused indexes are listed, not judged) and
+        - For C(advisors), C(unused_index_min_mb) 1 (smaller unused indexes are listed, not judged) and
           C(unused_index_min_stats_days) 7 (younger statistics have not seen the whole workload, so candidates
           are listed, not judged).
         - C(missing_index_min_table_mb) 10, C(missing_index_min_seq_scans) 100 and C(missing_index_seq_scan_pct)
@@ -115,7 +115,7 @@ options:
         default: 10
       advisors:
         description:
-        - Advisors to run after O(checks), each a section of the result whose findings carry an C(action),
+        - Advisors to run after C(checks), each a section of the result whose findings carry an C(action),
           the suggested fix. They only read, and none runs unless asked for.
         - V(unused_indexes), indexes never scanned since the statistics were reset, that back no primary
           key, unique or exclusion constraint, with their size and the statistics' age. Scans on standbys
@@ -216,7 +216,7 @@ options:
           are configured.
         - C(replication_lag_warning_bytes) 1048576.
         - C(big_key_warning_bytes) 10485760.
-        - For O(advisors), C(slowlog_warning_ms) 100 and C(slowlog_critical_ms) 1000 (a SLOWLOG entry's
+        - For C(advisors), C(slowlog_warning_ms) 100 and C(slowlog_critical_ms) 1000 (a SLOWLOG entry's
           duration), C(latency_event_warning_ms) 100 and C(latency_event_critical_ms) 1000 (an event's
           latest spike), both judged only for entries of the last C(advice_recent_s) 86400 seconds; C(ping_p99_warning_ms)
           10 and C(ping_p99_critical_ms) 100 (the 99th percentile of the PING sample).
@@ -229,13 +229,13 @@ options:
         default: 1000
       advisors:
         description:
-        - Advisors to run after O(checks), each a section of the result whose findings carry an C(action),
+        - Advisors to run after C(checks), each a section of the result whose findings carry an C(action),
           the suggested fix. None runs unless asked for.
         - V(slowlog), the last 128 entries of C(SLOWLOG GET), the 10 slowest kept, each command with its
           arguments replaced by their count (keys and values can be secrets).
         - V(latency), C(LATENCY LATEST)'s events, and whether the latency monitor is on.
         - V(memory_doctor), the text of C(MEMORY DOCTOR), a finding when it names issues.
-        - V(latency_sample), O(latency_samples) PINGs (5 seconds at most) with min, average, p99 and max
+        - V(latency_sample), C(latency_samples) PINGs (5 seconds at most) with min, average, p99 and max
           round trip.
         - V(write_probe), whether the server accepts writes now (it refuses them when out of memory with
           C(noeviction), after a failed save, or on a replica) - C(SET) of a key of its own (C(stackops:health:probe:<random>))
