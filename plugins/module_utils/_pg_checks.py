@@ -12,13 +12,11 @@ import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
-from ansible_collections.stackops.runbooks.plugins.module_utils._pg_advisors import (  # noqa: F401  (re-exported)
+from ansible_collections.stackops.runbooks.plugins.module_utils._pg_advisors import (
     ADVISOR_DEFAULTS,
     ADVISOR_READERS,
     ADVISORS,
     NOT_INSTALLED,
-    StatementColumns,
-    statement_columns,
     statements_query,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (

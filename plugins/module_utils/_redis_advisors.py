@@ -89,7 +89,7 @@ def judge_slowlog(entries: list[dict[str, t.Any]], th: dict[str, float], now: fl
         clients = sorted({e["client_address"] for e in slow if e["client_address"]})
         for f in rate(
             "slowlog",
-            f"{len(slow)} {command} call(s) in SLOWLOG took up to {slowest:g} ms (clients {', '.join(clients) or '?'})",
+            f"slowest of {len(slow)} {command} call(s) in SLOWLOG (clients {', '.join(clients) or '?'})",
             slowest,
             th["slowlog_warning_ms"],
             th["slowlog_critical_ms"],
@@ -123,7 +123,7 @@ def judge_latency(events: list[dict[str, t.Any]], th: dict[str, float], now: flo
     for e in events:
         if now - e["time"] > th["advice_recent_s"]:
             continue
-        label = f"latency event {e['event']} spiked to {e['latest_ms']} ms (highest {e['max_ms']} ms)"
+        label = f"latest spike of latency event {e['event']} (highest {e['max_ms']} ms)"
         for f in rate(
             "latency", label, e["latest_ms"], th["latency_event_warning_ms"], th["latency_event_critical_ms"], " ms"
         ):

@@ -207,34 +207,32 @@ def test_redis_advisors_redact_the_slowlog_and_probe_writes_without_leaving_data
     for run in runs:
         assert ARG_SECRET not in run.stdout
 
-    # Out of memory with noeviction: the primary refuses the probe's SET, which is critical, and writes nothing.
+    # The health_check role runs the advisors it is given; their findings with actions are the report's advice. Out
+    # of memory with noeviction, the primary refuses the probe's SET, which is critical, and nothing is written.
     drill_redis.config_set("maxmemory-policy", "noeviction")
     drill_redis.config_set("maxmemory", 1)
-    refused = run_module(REDIS, {**args, "advisors": ["write_probe"]}, hosts="drill1").result("drill1")
-    drill_redis.config_set("maxmemory", 0)
-    assert refused["write_probe"]["writable"] is False and refused["write_probe"]["error"].startswith("OOM")
-    (oom,) = by_check(refused, "write_probe")
-    assert oom["severity"] == "critical" and "maxmemory" in oom["action"]
-    assert probe_keys(drill_redis) == []
-
-    # The health_check role runs the advisors it is given; their findings with actions are the report's advice.
-    run = run_playbook(
-        "stackops.runbooks.health_check",
-        limit="drill1",
-        extravars={
-            "health_check_hosts": "drill1",
-            "health_check_report_dir": str(tmp_path),
-            "health_check_redis_advisors": ["slowlog", "write_probe"],
-            "health_check_redis_thresholds": {"slowlog_warning_ms": SLOW_MS},
-            "health_check_postgres_advisors": ["nondefault_settings"],
-            "health_check_fail_on": "never",
-        },
-    )
+    try:
+        run = run_playbook(
+            "stackops.runbooks.health_check",
+            limit="drill1",
+            extravars={
+                "health_check_hosts": "drill1",
+                "health_check_report_dir": str(tmp_path),
+                "health_check_redis_advisors": ["slowlog", "write_probe"],
+                "health_check_redis_thresholds": {"slowlog_warning_ms": SLOW_MS},
+                "health_check_postgres_advisors": ["nondefault_settings"],
+                "health_check_fail_on": "never",
+            },
+        )
+    finally:
+        drill_redis.config_set("maxmemory", 0)
     run.assert_ok()
     report = json.loads((tmp_path / "health-drill1.json").read_text())
     advice = {f["check"]: f for f in report["advice"]}
-    assert "redis.slowlog" in advice and advice["redis.slowlog"]["action"], report["advice"]
+    assert set(advice) >= {"redis.slowlog", "redis.write_probe"}, report["advice"]
+    assert advice["redis.slowlog"]["action"] and "maxmemory" in advice["redis.write_probe"]["action"]
     assert any("EVAL call(s) in SLOWLOG" in m for m in report["warning"] + report["critical"]), report
+    assert any(m.startswith("the primary refuses writes: OOM") for m in report["critical"]), report["critical"]
     assert ARG_SECRET not in run.stdout and probe_keys(drill_redis) == []
 
 

@@ -12,11 +12,8 @@ import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_checks
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import emerg_lines, warn_lines
-from ansible_collections.stackops.runbooks.plugins.module_utils._pg_checks import (
-    StatementColumns,
-    checkpoint_query,
-    statement_columns,
-)
+from ansible_collections.stackops.runbooks.plugins.module_utils._pg_advisors import StatementColumns, statement_columns
+from ansible_collections.stackops.runbooks.plugins.module_utils._pg_checks import checkpoint_query
 from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance import Guc, literal, normalise, show
 
 try:
