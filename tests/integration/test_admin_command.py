@@ -1,6 +1,7 @@
 """An app admin command on lab1 (role and playbook admin_command): the plan in check mode without confirmation,
 the real run refused without it, a confirmed command run in the app after a verified backup with its output kept
-and its secrets redacted (also at -vvv), and a failing command that fails the run naming the backup to restore."""
+and its secrets redacted (also at -vvv), a failing command that fails the run naming the backup to restore, and a
+command declared read-only run in check mode with no backup and nothing written."""
 
 from __future__ import annotations
 
@@ -89,3 +90,11 @@ def test_failing_command_fails_naming_the_backup_to_restore() -> None:
     assert "exited with code 3 (expected 0)" in failed.stdout
     assert f"restore_src={result['backup']}" in failed.stdout and Path(result["backup"], "manifest.json").exists()
     assert "partial work" in Path(result["log"]).read_text()
+
+
+def test_read_only_command_runs_in_check_mode_with_no_backup() -> None:
+    extravars = {**BASE, "admin_command_argv": ["sh", "-c", "echo current head"], "admin_command_read_only": True}
+    checked = check_run(run_playbook, ADMIN, limit="lab1", extravars=extravars)
+    result = checked.artifacts["admin_command"]["lab1"]
+    assert (result["status"], result["rc"], result["backup"]) == ("ok", 0, None), result
+    assert "current head" in checked.stdout and not BACKUPS.exists()
