@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import redact_connection_strings
-from ansible_collections.stackops.runbooks.plugins.modules.compose_logs import redactor
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import redactor
 
 
 def redact(text: t.Any, values: list[str] | None = None) -> str:

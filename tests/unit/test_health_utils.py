@@ -8,7 +8,8 @@ from ansible_collections.stackops.runbooks.plugins.filter.diagnostics import por
 from ansible_collections.stackops.runbooks.plugins.filter.health import host_readings, threshold
 from ansible_collections.stackops.runbooks.plugins.module_utils import _health as health
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
-from ansible_collections.stackops.runbooks.plugins.modules.compose_logs import by_container, redactor
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import redactor
+from ansible_collections.stackops.runbooks.plugins.modules.compose_logs import by_container
 
 
 @pytest.mark.parametrize(

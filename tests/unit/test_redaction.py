@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _postgres
-from ansible_collections.stackops.runbooks.plugins.modules.compose_logs import redactor
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import redactor
 
 # Statement texts as pg_stat_activity and pg_stat_statements keep them (cut at 200 characters by the modules'
 # queries): (text, the secret it holds, what a report shows). The secret must be gone and the rest kept as written.
