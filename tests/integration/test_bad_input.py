@@ -77,13 +77,17 @@ IN_SERVICE = {
 }
 NGINX_DIR = "{{ stackops_compose_project_src }}/nginx"
 BASE: dict[str, dict[str, t.Any]] = {
+    "compose_env": {**PROJECT, "services": ["app"]},
     "compose_exec": {**PROJECT, "service": "app", "argv": ["true"], "read_only": True},
     "compose_images": {**PROJECT, "services": ["app"]},
     "compose_logs": {**PROJECT, "services": ["app"], "tail": "1"},
+    "compose_reach": {**PROJECT, "services": ["app"]},
     "compose_service": {**PROJECT, "services": ["app"], "state": "started"},
     "docker_prune": {"labels": ["org.stackops.badinput=never"]},
     "http_health": {"endpoints": [{"url": "http://{{ ansible_host }}/health"}]},
     "nginx_config": {**IN_SERVICE, "compose_service": "nginx"},
+    # A closed loopback port: a case wrongly accepted posts to nothing.
+    "notify": {"url": "http://127.0.0.1:9/badinput", "host": "lab1", "check": "badinput", "status": "critical"},
     "pg_backup": {**PG, "db": "app", "dest": f"{SCRATCH}/backups", **IN_SERVICE, "compose_service": "postgres"},
     "pg_health": PG,
     "pg_maintenance": PG,
@@ -96,6 +100,30 @@ UPSTREAM = {"dest": f"{NGINX_DIR}/conf.d/app.conf", "upstream": "app"}
 MAINTENANCE = {"maintenance": "on", "maintenance_exempt_paths": ["/health"]}
 
 CASES: list[Case] = [
+    # --- compose_env: each container's environment against compose and .env, secrets never shown -------------------
+    bad("compose_env", "unknown service", {"services": ["nosuch"]}, "nosuch", "not defined", "fix `services`"),
+    bad("compose_env", "services not a list of names", {"services": {"app": 1}}, "services", "list"),
+    # --- compose_reach: a TCP probe from inside each service, hosts and ports only ever as arguments --------------
+    bad(
+        "compose_reach",
+        "a host that would be an option to nc",
+        {"edges": [{"from": "app", "to": "-e/bin/sh:5432"}]},
+        "'-e/bin/sh' is not a host name or IP address",
+    ),
+    bad(
+        "compose_reach",
+        "a command in a host",
+        {"edges": [{"from": "app", "to": "$(touch /tmp/pwned-badinput):1"}]},
+        "is not a host name or IP address",
+    ),
+    bad("compose_reach", "port 0", {"edges": [{"from": "app", "to": "127.0.0.1:0"}]}, "TCP port from 1 to 65535"),
+    bad("compose_reach", "unknown source service", {"edges": [{"from": "web", "to": "app"}]}, "'web'", "not a service"),
+    # --- notify: a webhook alert, the URL a secret -------------------------------------------------------------------
+    bad("notify", "url without a scheme", {"url": "hooks.example.com/x"}, "not an http:// or https:// URL"),
+    bad("notify", "a path in the check name", {"check": "../etc"}, "check '../etc' is not a name"),
+    bad("notify", "after 0", {"after": 0}, "after must be at least 1, not 0"),
+    bad("notify", "after 3 with nowhere to count", {"after": 3}, "needs a state_dir"),
+    bad("notify", "an unknown priority", {"priorities": [{"priority": "P9"}]}, "'P9'"),
     # --- compose_exec: a command in a service, as an argv list (no shell) ---------------------------------------
     bad("compose_exec", "index not a number", {"index": "first"}, "index", "int"),
     bad("compose_exec", "index 0", {"index": 0}, "index must be 1 or more", "not 0"),
