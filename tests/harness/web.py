@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import time
+import typing as t
 import urllib.parse
 
 import lab
@@ -39,3 +41,16 @@ def reload_nginx(host: lab.Host) -> None:
     deadline = time.monotonic() + 10
     while not nginx_workers(host).isdisjoint(before) and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+def connects(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def by_edge(edges: list[dict[str, t.Any]]) -> dict[tuple[str, str], dict[str, t.Any]]:
+    return {(e["from"], e["to"]): e for e in edges}

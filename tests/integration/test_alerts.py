@@ -13,7 +13,9 @@ import pytest
 from harness.playbook import PlaybookRun, check_run, run_module, run_playbook
 from harness.webhook import Receiver, webhook
 
-pytestmark = pytest.mark.lab_hosts("lab1", "drill1")
+# lab1's lane alone: the drill of an empty backup folder fails at its first step, on lab1, and on drill1 only removes
+# a work folder that was never made; holding drill1 too made this module wait out the other lane's drill1 modules.
+pytestmark = pytest.mark.lab_hosts("lab1")
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 # The health check's host step alone (the role imported, --tags host,report): the repeated runs stay cheap.

@@ -1,42 +1,24 @@
 """compose_reach on the lab: each service reaches its dependencies from inside its own container, per edge.
 
-lab1 (the classic shape: app -> postgres and redis, nginx -> app) and lab3 (runbook 001's: backend -> db and redis,
-nginx -> backend and frontend) through the health_check role's stack settings; a closed port named as an explicit
-edge is a failed edge; a scratch project on lab1 gives a container with no probe tool on its PATH and one whose
-dependency does not listen (network_mode none). Every run only reads: the read-only contract's independent snapshot
-of each host before and after, and changed=false in check mode and for real. What the module says is open or
-closed is checked again from the controller with a plain socket.
+lab1 (the classic shape: app -> postgres and redis, nginx -> app; lab3's shape is test_reach_lab3.py's) through the
+stack settings; a closed port named as an explicit edge is a failed edge; a scratch project on lab1 gives a
+container with no probe tool on its PATH and one whose dependency does not listen (network_mode none). Every run
+only reads: the read-only contract's independent snapshot of each host before and after, and changed=false in check
+mode and for real. What the module says is open or closed is checked again from the controller with a plain socket.
 """
 
 from __future__ import annotations
 
-import socket
-import typing as t
-
 import pytest
 
 from harness.paths import lab_hosts
-from harness.playbook import assert_module_read_only, assert_read_only, run_module
+from harness.playbook import assert_module_read_only, run_module
 from harness.scratch import ScratchProject, healthy_after, service
+from harness.web import by_edge, connects
 
-pytestmark = pytest.mark.lab_hosts("lab1", "lab3")
+pytestmark = pytest.mark.lab_hosts("lab1")
 
 REACH = "stackops.runbooks.compose_reach"
-HEALTH = "stackops.runbooks.health_check"
-PROBE_TASK = "Probe each service's dependencies from inside its container"
-
-
-def connects(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
-def by_edge(edges: list[dict[str, t.Any]]) -> dict[tuple[str, str], dict[str, t.Any]]:
-    return {(e["from"], e["to"]): e for e in edges}
 
 
 @pytest.mark.matrix
@@ -105,32 +87,3 @@ def test_a_container_without_tools_and_a_dependency_that_does_not_listen(scratch
     assert refused.failed_hosts() == {"lab1"}
     message = refused.result("lab1")["msg"]
     assert "'-e/bin/sh' is not a host name or IP address" in message and "Traceback" not in message
-
-
-def test_health_check_on_lab3_reports_each_edge_and_a_failed_one_as_critical() -> None:
-    addr = lab_hosts()["lab3"].addr
-    extravars = {
-        "health_check_reach_edges": [{"from": "backend", "to": f"{addr}:1"}],
-        "health_check_fail_on": "never",
-        "health_check_report_dir": "",
-    }
-    # The role's tags pick its steps through the playbook: the reach probe and the verdict, not the rest.
-    _check, real = assert_read_only(HEALTH, limit="lab3", extravars=extravars, tags="reach,report")
-    assert not real.results("lab3", "Read the services, nginx, the configuration, PostgreSQL, Redis and the endpoints")
-    probe = real.result("lab3", PROBE_TASK)
-    edges = by_edge(probe["edges"])
-    expected = {
-        ("backend", "db"): f"{addr}:5432",
-        ("backend", "redis"): f"{addr}:6379",
-        ("nginx", "backend"): f"{addr}:8000",
-        ("nginx", "frontend"): f"{addr}:5173",
-    }
-    for key, address in expected.items():
-        assert (edges[key]["address"], edges[key]["status"]) == (address, "ok"), edges[key]
-        assert connects(address)
-    assert edges[("backend", f"{addr}:1")]["status"] == "failed"
-    verdict = real.result("lab3", "Decide the host's status")["ansible_facts"]["health_check_result"]
-    assert verdict["status"] == "critical"
-    assert f"backend cannot reach {addr}:1: [Errno 111] Connection refused" in verdict["critical"]
-    # The stack settings give every edge of this shape an address: nothing left unprobed.
-    assert not [w for w in verdict["warning"] if " -> " in w], verdict["warning"]
