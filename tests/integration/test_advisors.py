@@ -74,7 +74,7 @@ def scratch(drill1: lab.Host) -> Iterator[None]:
             cur.execute("RESET enable_seqscan")
             for kind in range(25):
                 cur.execute("SELECT count(*) FROM scans WHERE kind = %s", (kind,))
-            for _ in range(3):
+            for _attempt in range(3):
                 cur.execute("SELECT pg_sleep(0.25)")
         conn.close()
         yield

@@ -106,7 +106,12 @@ def test_a_window_serves_503_during_the_work_and_the_site_after(hosts: dict) -> 
     assert runs in ([(503, "900"), (200, None)], [(200, None), (503, "900"), (200, None)]), runs
     assert status_from_outside(lab2) == (200, None)
     assert lab.compose(lab2, "ps", "-q", "app").stdout.strip() == app_before  # stopped and started, not recreated
-    assert run.artifacts["maintenance_window"]["lab2"] == {"state": "served", "result": "ok", "reason": "test window"}
+    assert run.artifacts["maintenance_window"]["lab2"] == {
+        "state": "served",
+        "result": "ok",
+        "reason": "test window",
+        "os_upgrade": None,  # not asked for
+    }
 
 
 def test_a_failing_step_leaves_maintenance_when_the_stack_is_healthy(hosts: dict) -> None:

@@ -19,6 +19,7 @@ PROBE_TASK = "Probe each service's dependencies from inside its container"
 def test_health_check_on_lab3_reports_each_edge_and_a_failed_one_as_critical() -> None:
     addr = lab_hosts()["lab3"].addr
     extravars = {
+        "health_check_reach": True,
         "health_check_reach_edges": [{"from": "backend", "to": f"{addr}:1"}],
         "health_check_fail_on": "never",
         "health_check_report_dir": "",

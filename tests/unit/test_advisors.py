@@ -319,7 +319,7 @@ def test_the_ping_sample_is_bounded() -> None:
     data, found = rda.latency_sample({}, redis_th(), r, {"latency_samples": 25})
     assert (data["count"], data["asked"], len(r.calls), found) == (25, 25, 25, [])
     strict = redis_th(ping_p99_warning_ms=0, ping_p99_critical_ms=1000)
-    _, found = rda.latency_sample({}, strict, FakeRedis(), {"latency_samples": 3})
+    _result, found = rda.latency_sample({}, strict, FakeRedis(), {"latency_samples": 3})
     assert [f.severity for f in found] == ["warning"]
 
 

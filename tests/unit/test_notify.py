@@ -156,8 +156,8 @@ def test_the_consecutive_failure_state_machine(
 
 def test_no_recovery_message_when_asked_for_none_and_since_is_the_first_failed_run() -> None:
     assert run_states(["critical", "ok"], 1, recovery=False) == [("alert", 1), (None, 0)]
-    state, _ = notify.advance(None, "critical", "warning", 3, True, "t0")
-    state, _ = notify.advance(state, "critical", "warning", 3, True, "t1")
+    state, _event = notify.advance(None, "critical", "warning", 3, True, "t0")
+    state, _event = notify.advance(state, "critical", "warning", 3, True, "t1")
     assert state["since"] == "t0"
 
 
@@ -283,7 +283,7 @@ def test_check_mode_sends_nothing_and_writes_no_state(tmp_path: Path, monkeypatc
     sent: list[t.Any] = []
     monkeypatch.setattr(module, "send", lambda _m, payload: sent.append(payload))
     state_dir = tmp_path / "alerts"
-    for _ in range(3):
+    for _run in range(3):
         result = module.run_module(FakeModule(check_mode=True, **params(state_dir, after=1)))
         assert result["event"] == "alert" and result["payload"] and not result["sent"]
     assert sent == [] and not state_dir.exists()
@@ -293,7 +293,7 @@ def test_the_state_file_counts_runs_is_private_and_sends_once(tmp_path: Path, mo
     sent: list[t.Any] = []
     monkeypatch.setattr(module, "send", lambda _m, payload: sent.append(payload))
     state_dir = tmp_path / "alerts"
-    events = [module.run_module(FakeModule(**params(state_dir)))["event"] for _ in range(3)]
+    events = [module.run_module(FakeModule(**params(state_dir)))["event"] for _run in range(3)]
     assert events == [None, "alert", None] and len(sent) == 1
     assert os.stat(state_dir).st_mode & 0o777 == 0o700
     path = state_dir / "lab1.json"

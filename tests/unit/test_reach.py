@@ -261,7 +261,7 @@ def test_a_compose_network_resolves_by_service_name_and_port() -> None:
 
 
 def test_targets_may_list_several_addresses() -> None:
-    edges, _ = reach.plan(LAB1, ["nginx"], True, [], {"app": ["127.0.2.1:8000", "[::1]:8000"]})
+    edges, _unresolved = reach.plan(LAB1, ["nginx"], True, [], {"app": ["127.0.2.1:8000", "[::1]:8000"]})
     assert [e.address for e in edges] == ["127.0.2.1:8000", "[::1]:8000"]
 
 
