@@ -57,13 +57,18 @@ def size_bytes(value: t.Any) -> int | None:
     return int(float(match.group("number")) * UNITS[match.group("unit").lower()])
 
 
+def mask_value(name: str, value: str) -> str:
+    """A secret-named variable's value masked whole; any other value as a URL with its password masked."""
+    return MASK if SECRET_NAME.search(name) else mask_url(value)
+
+
 def shown(name: str, value: str | None) -> str:
     """A value as messages and diffs show it: secrets masked, a URL's password masked."""
     if value is None:
         return "(unset)"
-    if SECRET_NAME.search(name):
-        return MASK
-    return mask_url(value) if URL_VALUE.match(value) else repr(value)
+    if SECRET_NAME.search(name) or URL_VALUE.match(value):
+        return mask_value(name, value)
+    return repr(value)
 
 
 def render_value(value: str) -> str | None:
@@ -256,10 +261,10 @@ def masked_lines(text: str, other: dict[str, str] | None = None) -> list[str]:
         if not (SECRET_NAME.search(name) or URL_VALUE.match(value)):
             out.append(line)
             continue
-        masked = MASK if SECRET_NAME.search(name) else mask_url(value)
+        masked = mask_value(name, value)
         mark = ""
         if other is not None and name in other and other[name] != value:
-            mark = " (changed)" if masked == (MASK if SECRET_NAME.search(name) else mask_url(other[name])) else ""
+            mark = " (changed)" if masked == mask_value(name, other[name]) else ""
         out.append(f"{match.group('lead')}{name}={masked}{mark}")
     return out
 
