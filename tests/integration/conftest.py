@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
+from xdist.workermanage import WorkerController
 
 import lab
 from harness import lanes, playbook
@@ -18,19 +19,43 @@ from harness.paths import REPO, lab_hosts
 from harness.scratch import ScratchProject, new_project
 
 
-class LaneScheduling(LoadScopeScheduling):
-    """xdist's scope scheduling with an integration module's lane as its scope; other test files are their own."""
+class PlannedScheduling(LoadScopeScheduling):
+    """xdist's scope scheduling with each test module as a scope, handed to each worker in the order `lanes.plan`
+    gives it: a worker that has run its own takes the last module planned for another."""
+
+    def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
+        super().__init__(config, log)
+        self.queues: dict[WorkerController, list[str]] = {}
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        source = self.config.rootpath / path
-        declared = lanes.declared_in(source.read_text()) if source.parent == Path(__file__).parent else None
-        return lanes.lane(declared, lab_hosts(), source.stem) if declared else path
+        return nodeid.split("::", 1)[0]
+
+    def schedule(self) -> None:
+        if self.collection is None and self._check_nodes_have_same_collection():
+            nodeids = self.registered_collections[self.nodes[0]]
+            scopes = list(dict.fromkeys(self._split_scope(nodeid) for nodeid in nodeids))
+            needs = {scope: lanes.needed(self._declared(scope), lab_hosts()) for scope in scopes}
+            measured = lanes.weights()
+            weights = {scope: measured[Path(scope).stem] for scope in scopes if Path(scope).stem in measured}
+            self.queues = dict(zip(self.nodes, lanes.plan(needs, weights, len(self.nodes)), strict=True))
+        super().schedule()
+
+    def _declared(self, scope: str) -> tuple[str, ...]:
+        source = self.config.rootpath / scope
+        return (lanes.declared_in(source.read_text()) or ()) if source.parent == Path(__file__).parent else ()
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        own = self.queues.get(node, [])
+        other = max(self.queues.values(), key=len, default=[])
+        scope = own.pop(0) if own else other.pop() if other else None
+        if scope in self.workqueue:
+            self.workqueue.move_to_end(scope, last=False)
+        super()._assign_work_unit(node)
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LaneScheduling:
-    return LaneScheduling(config, log)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> PlannedScheduling:
+    return PlannedScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # the `lab` marker must be there before -m selects
