@@ -58,13 +58,13 @@ def plan(needs: Mapping[str, Collection[str]], weight: Mapping[str, float], work
     hosts = {module: frozenset(needs[module]) for module in needs}
     widest = max((len(held) for held in hosts.values()), default=0)
     left = sorted(needs, key=lambda module: (len(hosts[module]) < widest, -cost[module], module))
-    queues: list[list[str]] = [[] for _ in range(workers)]
+    queues: list[list[str]] = [[] for worker in range(workers)]
     running: list[tuple[float, frozenset[str]]] = [(0.0, frozenset())] * workers
     while left:
         worker = min(range(workers), key=lambda index: (running[index][0], index))
         now = running[worker][0]
         others = [running[index] for index in range(workers) if index != worker and running[index][0] > now]
-        busy = frozenset().union(*(held for _, held in others))
+        busy = frozenset().union(*(held for end, held in others))
         module = next((name for name in left if not hosts[name] & busy), left[0])
         start = max([now, *(end for end, held in others if held & hosts[module])])
         running[worker] = (start + cost[module], hosts[module])

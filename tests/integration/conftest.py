@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -126,10 +127,15 @@ def matrix_controller(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def lab_is_up() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "lab" / "lab.py"), "status"], capture_output=True, text=True, check=False
-    )
+def lab_is_up(request: pytest.FixtureRequest) -> None:
+    """The whole lab answers, read with every host held under xdist: the other worker may be breaking one on
+    purpose (its fleet modules run first)."""
+    worker = getattr(request.config, "workerinput", None)
+    held = lanes.holding(lanes.needed([lanes.ALL], lab_hosts()), worker["testrunuid"]) if worker else nullcontext()
+    with held:
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "lab" / "lab.py"), "status"], capture_output=True, text=True, check=False
+        )
     if proc.returncode != 0:
         pytest.fail(f"the lab is not up and healthy; run `make lab-up`.\n{proc.stdout}{proc.stderr}", pytrace=False)
 
