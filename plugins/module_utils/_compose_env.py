@@ -22,8 +22,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeError, ComposeProject, Container
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK
 
-MASK = "********"
 # Names whose values are never shown: passwords, tokens, keys, JWT secrets, DSNs (which carry a key as user name).
 SECRET_NAME = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|JWT|CREDENTIAL|PRIVATE|SALT|AUTH|COOKIE|SIGN|DSN|CERT", re.I)
 # A value that is itself a token (a JWT) is a secret whatever its name.

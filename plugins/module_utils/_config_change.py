@@ -16,12 +16,12 @@ import re
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose_env import (
-    MASK,
     SECRET_NAME,
     URL_VALUE,
     mask_url,
     parse_dotenv,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)\s*=")

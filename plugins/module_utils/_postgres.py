@@ -21,6 +21,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
     check_no_control_characters,
     check_port,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK
 
 try:
     import psycopg2
@@ -180,7 +181,6 @@ def reset_statistics(conn: t.Any) -> bool:
 # connection string or URI (subscriptions, dblink), or either inside dynamic SQL would be a secret in a report. The
 # text is read as PostgreSQL's lexer reads it, so that escape strings, Unicode strings, dollar quoting and comments
 # cannot hide a literal from the redaction. Texts cut at 200 characters may end inside a literal or a comment.
-MASK = "********"
 SQL_TOKEN = re.compile(
     r"""(?P<space>\s+)
     |(?P<line_comment>--[^\n]*)

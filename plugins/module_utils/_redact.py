@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import typing as t
 
+# What a secret is shown as wherever the collection prints or keeps a value it will not show.
+MASK = "********"
 JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
