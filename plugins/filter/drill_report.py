@@ -1,9 +1,9 @@
 # Copyright (c) 2026 stackops developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters that turn the run document of a restore drill (docs/restore_drill_report.md) into its summary and its
-Markdown and HTML reports. They never raise on missing or malformed optional fields: a report must still be written
-for the run that went wrong."""
+"""Filters of the restore drill: each host's result (the verdict of module_utils/_drill.py), and the run document
+(docs/restore_drill_report.md) turned into its summary and its Markdown and HTML reports. They never raise on missing
+or malformed optional fields: a report must still be written for the run that went wrong."""
 
 from __future__ import annotations
 
@@ -11,11 +11,20 @@ import html
 import math
 import re
 import typing as t
+from pathlib import Path
+
+import jinja2
+from ansible.errors import AnsibleFilterError
+from markupsafe import Markup
+
+from ansible_collections.stackops.runbooks.plugins.module_utils._drill import drill_result
 
 STATUSES = ("pass", "fail", "unreachable")
 MARKS = {True: "✓", False: "✗", None: "○"}
 MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])")
 RUN_ID = re.compile(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$")
+# The HTML report's template, shipped in the role; restore_drill_html_template names another to restyle it.
+HTML_TEMPLATE = Path(__file__).parent.parent.parent / "roles" / "restore_drill" / "templates" / "report.html.j2"
 
 
 # --- reading the run document ---------------------------------------------------------------------------------------
@@ -235,21 +244,6 @@ def drill_markdown(run: t.Any, history: t.Any = None) -> str:
 
 # --- HTML -----------------------------------------------------------------------------------------------------------
 
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; color: #1d2329; margin: 2em auto; max-width: 1100px; padding: 0 1em; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2em; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: .5em 0 1em; } th, td { border: 1px solid #d0d7de; padding: .25em .6em; }
-th { background: #f3f5f7; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.badge { border-radius: 4px; color: #fff; padding: .1em .5em; font-size: .85em; text-transform: uppercase; }
-.badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; } .badge.unreachable { background: #6d6d6d; }
-tr.fail td, tr.unreachable td { background: #fff4f4; } .meta { color: #57606a; }
-.check-true { color: #2e7d32; } .check-false { color: #c62828; font-weight: bold; } .check-none { color: #6d6d6d; }
-.charts { display: flex; flex-wrap: wrap; gap: 1em; } svg { max-width: 100%; height: auto; font-size: 11px; }
-svg .ok { fill: #2e7d32; } svg .bad { fill: #c62828; } svg .na, svg .axis-label { fill: #6d6d6d; }
-svg .axis { stroke: #57606a; } svg .grid { stroke: #e5e8eb; } svg .limit { stroke: #c62828; stroke-dasharray: 5 4; }
-svg .line { fill: none; stroke: #1f5fa8; stroke-width: 2; } svg .title { font-size: 13px; font-weight: bold; }
-"""
-
 
 def _h(value: t.Any) -> str:
     return html.escape(str(value))
@@ -258,10 +252,6 @@ def _h(value: t.Any) -> str:
 def _css(status: t.Any) -> str:
     # Classes come from a fixed list: a status from outside never reaches an attribute.
     return status if status in STATUSES else "fail"
-
-
-def _badge(status: t.Any) -> str:
-    return f'<span class="badge {_css(status)}">{_h(status)}</span>'
 
 
 def _nice_top(values: list[float | None]) -> float:
@@ -387,128 +377,114 @@ def _line_chart(title: str, unit: str, points: list[tuple[str, str, float | None
     return _svg(width, height, title, body)
 
 
-def _table(
-    head: list[str], rows: list[list[str]], numeric: tuple[int, ...] = (), classes: list[str] | None = None
-) -> str:
-    """A table of cells that are already HTML; classes, if given, is one CSS class per row."""
-    out = ["<table>", "<tr>" + "".join(f"<th>{_h(h)}</th>" for h in head) + "</tr>"]
-    for n, row in enumerate(rows):
-        css = f' class="{classes[n]}"' if classes else ""
-        out.append(
-            f"<tr{css}>"
-            + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
-            + "</tr>"
-        )
-    out.append("</table>")
-    return "\n".join(out)
+def _cells(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A result as the template shows it: every field present, names and numbers in their report form."""
+    backup = _dict(result.get("backup"))
+    return {
+        "host": _name(result.get("host")),
+        "database": _name(result.get("database")),
+        "drill_host": _name(result.get("drill_host")),
+        "status": _status(result),
+        "reason": result.get("reason") or "no reason given",
+        "rto_s": _fmt(result.get("rto_s")),
+        "rpo_hours": _fmt(result.get("rpo_hours"), 2),
+        "rows": _count(result.get("rows")),
+        "tables": _count(result.get("tables")),
+        "size": _size(backup.get("size")),
+        "backup": backup.get("name") or "n/a",
+        "failed_checks": ", ".join(_failed_checks(result)),
+        "checks": [
+            {"name": _name(c.get("name")), "passed": _passed(c), "detail": c.get("detail") or ""}
+            for c in _dicts(result.get("checks"))
+        ],
+    }
 
 
-def _html_results(results: list[dict[str, t.Any]]) -> list[str]:
-    if not results:
-        return ["<p>No database was drilled.</p>"]
-    out = []
-    head = ["database", "drill host", "status", "RTO s", "RPO h", "rows", "tables", "size", "backup", "failed checks"]
-    for host in sorted({_name(r.get("host")) for r in results}):
-        mine = [r for r in results if _name(r.get("host")) == host]
-        rows = []
-        for r in mine:
-            backup = _dict(r.get("backup"))
-            cells = [_h(_name(r.get("database"))), _h(_name(r.get("drill_host"))), _badge(_status(r))]
-            cells += [_fmt(r.get("rto_s")), _fmt(r.get("rpo_hours"), 2), _count(r.get("rows")), _count(r.get("tables"))]
-            cells += [_size(backup.get("size")), _h(backup.get("name") or "n/a"), _h(", ".join(_failed_checks(r)))]
-            rows.append(cells)
-        out += [f"<h3>{_h(host)}</h3>", _table(head, rows, (3, 4, 5, 6, 7), [_status(r) for r in mine])]
-    return out
+def _charts(
+    results: list[dict[str, t.Any]], trend: list[dict[str, t.Any]], limits: tuple[float | None, float | None]
+) -> dict[str, Markup]:
+    max_rto, max_rpo = limits
+    labels = [f"{_name(r.get('host'))}/{_name(r.get('database'))}" for r in results]
+    rto = [(label, _num(r.get("rto_s"))) for label, r in zip(labels, results)]
+    rpo = [(label, _num(r.get("rpo_hours"))) for label, r in zip(labels, results)]
+    charts = {
+        "rto": _bar_chart("Restore time (RTO)", "s", rto, max_rto),
+        "rpo": _bar_chart("Backup age (RPO)", "h", rpo, max_rpo),
+        "rto_trend": _line_chart(
+            "Max restore time (RTO) per run", "s", [(p["run_id"], p["status"], p["max_rto"]) for p in trend], max_rto
+        ),
+        "rpo_trend": _line_chart(
+            "Max backup age (RPO) per run", "h", [(p["run_id"], p["status"], p["max_rpo"]) for p in trend], max_rpo
+        ),
+    }
+    # Markup, so the template's autoescape leaves the SVG alone: _svg and its parts escaped every string as they drew.
+    return {name: Markup(svg) for name, svg in charts.items()}  # noqa: S704
 
 
-def _html_failures(results: list[dict[str, t.Any]]) -> str:
-    failed = [r for r in results if _status(r) != "pass"]
-    if not failed:
-        return f"<p>{'None: every database passed.' if results else 'No database was drilled.'}</p>"
-    items = [
-        f"<li><strong>{_h(_name(r.get('host')))}</strong> / {_h(_name(r.get('database')))} {_badge(_status(r))}: "
-        f"{_h(r.get('reason') or 'no reason given')}</li>"
-        for r in failed
-    ]
-    return "\n".join(["<ul>", *items, "</ul>"])
-
-
-def _html_checks(results: list[dict[str, t.Any]]) -> list[str]:
-    out = []
-    for r in results:
-        rows = []
-        for c in _dicts(r.get("checks")):
-            passed = _passed(c)
-            label = f"{MARKS[passed]} skipped" if passed is None else MARKS[passed]
-            mark = f'<span class="check-{str(passed).lower()}">{label}</span>'
-            rows.append([_h(_name(c.get("name"))), mark, _h(c.get("detail") or "")])
-        out.append(f"<h3>{_h(_name(r.get('host')))} / {_h(_name(r.get('database')))}</h3>")
-        out.append(_table(["check", "passed", "detail"], rows) if rows else "<p>No checks ran.</p>")
-    return out or ["<p>No checks ran.</p>"]
-
-
-def drill_html(run: t.Any, history: t.Any = None) -> str:
-    """One self-contained HTML page (inline CSS and SVG, no scripts, no links) with the content of drill_markdown,
-    bar charts of this run's RTO and RPO per database and line charts of their trend over history."""
+def drill_html_context(run: t.Any, history: t.Any = None) -> dict[str, t.Any]:
+    """What the HTML template is given: the run's fields in their report form, and its charts as SVG."""
     run = _dict(run)
     results, summary = _dicts(run.get("results")), _summary(run)
     max_rto, max_rpo = _limits(run)
     trend = _trend(run, history)
-    labels = [f"{_name(r.get('host'))}/{_name(r.get('database'))}" for r in results]
-    title = f"Restore drill {_name(run.get('run_id'))}: {str(summary.get('status')).upper()}"
-    counts = ["databases", "passed", "failed", "unreachable"]
-    body = [
-        f"<h1>Restore drill {_h(_name(run.get('run_id')))} {_badge(summary.get('status'))}</h1>",
-        f'<p class="meta">Started {_h(_name(run.get("started_at")))}, finished {_h(_name(run.get("finished_at")))}, '
-        f"controller {_h(_name(run.get('controller')))}</p>",
-        "<h2>Summary</h2>",
-        _table(counts, [[_h(summary.get(k)) for k in counts]], (0, 1, 2, 3)),
-        "<h2>Thresholds and options</h2>",
-        _table(
-            ["max RTO (restore time)", "max RPO (backup age)", "options"],
-            [[_with_unit(max_rto, "s"), _with_unit(max_rpo, "h", 2), _h(_options(run))]],
-            (0, 1),
-        ),
-        '<h2>This run</h2>\n<div class="charts">',
-        _bar_chart("Restore time (RTO)", "s", [(lb, _num(r.get("rto_s"))) for lb, r in zip(labels, results)], max_rto),
-        _bar_chart(
-            "Backup age (RPO)", "h", [(lb, _num(r.get("rpo_hours"))) for lb, r in zip(labels, results)], max_rpo
-        ),
-        "</div>",
-        "<h2>Results by production host</h2>",
-        *_html_results(results),
-        "<h2>Failures</h2>",
-        _html_failures(results),
-        "<h2>Checks</h2>",
-        *_html_checks(results),
-        '<h2>Trend</h2>\n<div class="charts">',
-        _line_chart(
-            "Max restore time (RTO) per run", "s", [(p["run_id"], p["status"], p["max_rto"]) for p in trend], max_rto
-        ),
-        _line_chart(
-            "Max backup age (RPO) per run", "h", [(p["run_id"], p["status"], p["max_rpo"]) for p in trend], max_rpo
-        ),
-        "</div>",
-        _table(
-            ["run", "status", "passed/total", "max RTO s", "max RPO h"],
-            [
-                [
-                    _h(p["run_id"]),
-                    _badge(p["status"]),
-                    f"{_h(p['passed'])}/{_h(p['total'])}",
-                    _fmt(p["max_rto"]),
-                    _fmt(p["max_rpo"], 2),
-                ]
-                for p in trend
-            ],
-            (2, 3, 4),
-            [_css(p["status"]) for p in trend],
-        ),
-    ]
-    head = f'<head><meta charset="utf-8"><title>{_h(title)}</title><style>{CSS}</style></head>'
-    return "\n".join(["<!DOCTYPE html>", '<html lang="en">', head, "<body>", *body, "</body>", "</html>", ""])
+    cells = [_cells(r) for r in results]
+    return {
+        "title": f"Restore drill {_name(run.get('run_id'))}: {str(summary.get('status')).upper()}",
+        "run_id": _name(run.get("run_id")),
+        "started_at": _name(run.get("started_at")),
+        "finished_at": _name(run.get("finished_at")),
+        "controller": _name(run.get("controller")),
+        "summary": summary,
+        "max_rto": _with_unit(max_rto, "s"),
+        "max_rpo": _with_unit(max_rpo, "h", 2),
+        "options": _options(run),
+        "results": cells,
+        "hosts": [(host, [c for c in cells if c["host"] == host]) for host in sorted({c["host"] for c in cells})],
+        "failures": [c for c in cells if c["status"] != "pass"],
+        "trend": [{**p, "max_rto": _fmt(p["max_rto"]), "max_rpo": _fmt(p["max_rpo"], 2)} for p in trend],
+        "charts": _charts(results, trend, (max_rto, max_rpo)),
+    }
+
+
+def _environment(directory: Path) -> jinja2.Environment:
+    # Autoescape whatever the template's name: a value from the run must never become markup in a restyled page.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["status_class"] = _css
+    env.globals["MARKS"] = MARKS
+    return env
+
+
+def drill_html(run: t.Any, history: t.Any = None, template: str | None = None) -> str:
+    """One self-contained HTML page (inline CSS and SVG, no scripts, no links) with the content of drill_markdown,
+    bar charts of this run's RTO and RPO per database and line charts of their trend over history, rendered from
+    template (a Jinja2 file on the controller; the role's report.html.j2 when not given) with every value escaped."""
+    path = Path(template) if template else HTML_TEMPLATE
+    try:
+        return _environment(path.parent).get_template(path.name).render(drill_html_context(run, history))
+    except jinja2.TemplateNotFound:
+        raise AnsibleFilterError(
+            f"The HTML report's template {path} is not a file: set restore_drill_html_template to a copy of the "
+            "role's templates/report.html.j2, or leave it empty for the role's."
+        ) from None
+    except jinja2.TemplateError as error:
+        raise AnsibleFilterError(
+            f"The HTML report's template {path} could not be rendered: {error} (line "
+            f"{getattr(error, 'lineno', None) or '?'}). The role's templates/report.html.j2 lists what it is given."
+        ) from None
 
 
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"drill_summary": drill_summary, "drill_markdown": drill_markdown, "drill_html": drill_html}
+        return {
+            "drill_result": drill_result,
+            "drill_summary": drill_summary,
+            "drill_markdown": drill_markdown,
+            "drill_html": drill_html,
+        }

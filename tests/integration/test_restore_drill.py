@@ -228,20 +228,37 @@ def test_a_host_lost_mid_drill_is_reported_and_the_others_finish(
     nothing_left(hosts["drill1"])
 
 
-def test_a_drill_beside_production_on_the_same_host_touches_nothing(hosts: dict, reports: Path) -> None:
-    """No drill host: lab1's backup restored on lab1's own server, into a scratch database dropped afterwards."""
+# A restyled HTML report (restore_drill_html_template): the user's own page, given the run's fields.
+RESTYLED = """<!DOCTYPE html><html><body class="mine"><h1>{{ run_id }}: {{ summary.status }}</h1>
+{% for r in results %}<p class="{{ r.status | status_class }}">{{ r.host }} {{ r.database }} RTO {{ r.rto_s }}</p>
+{% endfor %}{{ charts.rto }}</body></html>
+"""
+
+
+def test_a_drill_beside_production_on_the_same_host_touches_nothing(hosts: dict, reports: Path, tmp_path: Path) -> None:
+    """No drill host: lab1's backup restored on lab1's own server, into a scratch database dropped afterwards. The
+    HTML report is the user's restyled template."""
     lab1 = hosts["lab1"]
     before = query(lab1, "postgres", "SELECT datname FROM pg_database ORDER BY 1")
     counts = query(lab1, "app", "SELECT count(*) FROM app.orders")
+    mine = tmp_path / "mine.html.j2"
+    mine.write_text(RESTYLED)
     run = run_playbook(
         PLAYBOOK,
         limit="lab1",
-        extravars={"restore_drill_report_dir": str(reports), "restore_drill_target": "{{ inventory_hostname }}"},
+        extravars={
+            "restore_drill_report_dir": str(reports),
+            "restore_drill_target": "{{ inventory_hostname }}",
+            "restore_drill_html_template": str(mine),
+        },
     )
     run.assert_ok()
     document = evidence(run, reports)
     (result,) = document["results"]
     assert result["host"] == result["drill_host"] == "lab1" and result["status"] == "pass", result
+    page = Path(run.artifacts["restore_drill"]["report_html"]).read_text()
+    assert page.startswith('<!DOCTYPE html><html><body class="mine">'), page[:200]
+    assert f'<p class="pass">lab1 app RTO {result["rto_s"]:.1f}</p>' in page, page
     assert query(lab1, "postgres", "SELECT datname FROM pg_database ORDER BY 1") == before
     assert query(lab1, "app", "SELECT count(*) FROM app.orders") == counts
 
@@ -252,6 +269,21 @@ def test_check_mode_is_refused_and_changes_nothing_on_any_host(reports: Path) ->
     refusal = "A restore drill does nothing in check mode"
     check_run(run_playbook, PLAYBOOK, refused=refusal, extravars={"restore_drill_report_dir": str(reports)})
     assert not reports.exists() or not any(reports.iterdir())
+
+
+def test_a_restyled_template_that_is_not_there_is_refused_before_any_drill(hosts: dict, reports: Path) -> None:
+    before = query(hosts["drill1"], "postgres", "SELECT datname FROM pg_database ORDER BY 1")
+    run = drill(reports, limit="lab1,drill1", restore_drill_html_template="no/such.html.j2")
+    assert run.status == "failed"
+    assert run.failed_hosts() == {"lab1"}, run.stdout[-3000:]
+    assert (
+        "restore_drill_html_template: " in run.stdout
+        and "/no/such.html.j2 is not a file on the controller" in run.stdout
+    )
+    assert "Nothing was drilled." in run.stdout
+    assert not any(run.changed_tasks().values()), run.changed_tasks()
+    assert not reports.exists()
+    assert query(hosts["drill1"], "postgres", "SELECT datname FROM pg_database ORDER BY 1") == before
 
 
 def superuser(host: lab.Host) -> dict[str, str]:

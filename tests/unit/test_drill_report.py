@@ -10,8 +10,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.stackops.runbooks.plugins.filter.drill_report import (
+    HTML_TEMPLATE,
     FilterModule,
     drill_html,
     drill_markdown,
@@ -88,7 +90,7 @@ def test_fixture_summary_is_what_the_filter_computes(run: dict[str, t.Any], hist
 
 
 def test_filter_module_names() -> None:
-    assert set(FilterModule().filters()) == {"drill_summary", "drill_markdown", "drill_html"}
+    assert set(FilterModule().filters()) == {"drill_result", "drill_summary", "drill_markdown", "drill_html"}
 
 
 # --- schema ---------------------------------------------------------------------------------------------------------
@@ -349,3 +351,41 @@ def test_html_trend_of_many_runs(run: dict[str, t.Any], history: list[dict[str, 
     tags = assert_self_contained(drill_html(run, runs))
     assert tags.seen.count("circle") == 2 * 21
     assert tags.seen.count("polyline") == 2
+
+
+# --- the HTML template ----------------------------------------------------------------------------------------------
+
+
+def test_the_default_template_is_the_roles() -> None:
+    assert HTML_TEMPLATE.resolve() == REPO / "roles" / "restore_drill" / "templates" / "report.html.j2"
+    assert HTML_TEMPLATE.is_file()
+
+
+def test_a_restyled_template_is_rendered_with_every_value_escaped(run: dict[str, t.Any], tmp_path: Path) -> None:
+    evil = copy.deepcopy(run)
+    evil["run_id"] = EVIL
+    evil["results"][0]["reason"] = EVIL
+    mine = tmp_path / "mine.html.j2"
+    mine.write_text(
+        '<!DOCTYPE html>\n<html><body><h1 class="{{ summary.status | status_class }}">{{ run_id }}</h1>\n'
+        "{% for r in results %}<p>{{ r.host }}: {{ r.reason }}</p>\n{% endfor %}{{ charts.rto }}</body></html>\n"
+    )
+    page = drill_html(evil, [], str(mine))
+    tags = assert_self_contained(page)
+    assert "img" not in tags.seen
+    assert f'<h1 class="fail">{EVIL.replace("<", "&lt;").replace(">", "&gt;")}</h1>' in page
+    assert tags.seen.count("p") == 3
+    assert tags.seen.count("svg") == 1  # the chart is markup, not escaped text
+    assert "Restore drill" not in page  # none of the shipped template
+
+
+def test_a_template_naming_a_field_the_run_lacks_fails(run: dict[str, t.Any], tmp_path: Path) -> None:
+    mine = tmp_path / "typo.html.j2"
+    mine.write_text("{{ run_id }} {{ sumary }}")
+    with pytest.raises(AnsibleFilterError, match=rf"template {mine} could not be rendered: 'sumary' is undefined"):
+        drill_html(run, [], str(mine))
+
+
+def test_a_template_that_is_not_there_is_named_with_the_fix(run: dict[str, t.Any], tmp_path: Path) -> None:
+    with pytest.raises(AnsibleFilterError, match=rf"template {tmp_path}/nope.html.j2 is not a file: set restore"):
+        drill_html(run, [], str(tmp_path / "nope.html.j2"))
