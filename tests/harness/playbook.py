@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -130,6 +131,31 @@ def task_label(event_data: Mapping[str, t.Any]) -> str:
     return f"{f'{role} : ' if role else ''}{event_data.get('task')} ({where})"
 
 
+def payload_cache() -> dict[str, str]:
+    """What lets every run of this session share the module payloads ansible-core builds (harness/callback/
+    ansiballz_cache.py): a folder named after the collection's content and place, so a changed module is built anew.
+    STACKOPS_PAYLOAD_CACHE=0 turns it off, to measure what it saves."""
+    global _payload_cache  # noqa: PLW0603 - computed once per process
+    if os.environ.get("STACKOPS_PAYLOAD_CACHE") == "0":
+        return {}
+    if _payload_cache is None:
+        digest = hashlib.sha256(str(COLLECTIONS.resolve()).encode())
+        plugins = COLLECTIONS.resolve() / "ansible_collections" / "stackops" / "runbooks" / "plugins"
+        for path in sorted(plugins.rglob("*.py")):
+            digest.update(str(path.relative_to(plugins)).encode() + b"\0" + path.read_bytes())
+        folder = COLLECTIONS.parent / "ansiballz-cache" / digest.hexdigest()[:16]
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _payload_cache = {
+            "STACKOPS_ANSIBALLZ_CACHE": str(folder),
+            "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).with_name("callback")),
+            "ANSIBLE_CALLBACKS_ENABLED": "ansiballz_cache",
+        }
+    return _payload_cache
+
+
+_payload_cache: dict[str, str] | None = None
+
+
 def _run(
     check: bool,
     diff: bool,
@@ -158,6 +184,7 @@ def _run(
                 "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
                 "ANSIBLE_CONFIG": str(ANSIBLE_CONFIG),
                 "ANSIBLE_NOCOLOR": "1",
+                **payload_cache(),
                 "PATH": os.pathsep.join([*([str(controller)] if controller else []), os.environ["PATH"]]),
                 **(envvars or {}),
             },
