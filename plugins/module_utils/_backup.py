@@ -25,6 +25,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
 
 MANIFEST = "manifest.json"
 PARTIAL = ".partial"
@@ -104,22 +105,6 @@ def files_under(root: str) -> list[str]:
     return sorted(found)
 
 
-def fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: str) -> None:
-    """Every file and directory under root, then root, reach the disk."""
-    for parent, dirs, names in os.walk(root, topdown=False):
-        for name in names + dirs:
-            fsync_path(os.path.join(parent, name))
-    fsync_path(root)
-
-
 def secure_tree(root: str) -> None:
     """Directories 0700, files 0600: a dump holds every row and the globals hold password hashes."""
     for parent, dirs, names in os.walk(root):
@@ -185,13 +170,8 @@ def seal(manifest: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def write_manifest(root: str, manifest: dict[str, t.Any]) -> None:
-    path = os.path.join(root, MANIFEST)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(path, 0o600)
+    data = f"{json.dumps(manifest, indent=2, sort_keys=True)}\n".encode()
+    write_atomic(os.path.join(root, MANIFEST), data, mode=0o600)
 
 
 def read_manifest(root: str) -> dict[str, t.Any]:

@@ -14,10 +14,10 @@ import json
 import os
 import re
 import stat
-import tempfile
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
 
 SEVERITIES = ("ok", "warning", "critical")
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -292,14 +292,4 @@ class StateFile:
 
     def write(self, checks: dict[str, t.Any], host: str) -> None:
         document = {"schema": STATE_SCHEMA, "host": host, "checks": checks}
-        fd, staged = tempfile.mkstemp(dir=self.directory, prefix=".state-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(document, out, indent=2, sort_keys=True)
-                out.write("\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(staged, self.path)
-        except BaseException:
-            os.unlink(staged)
-            raise
+        write_atomic(self.path, f"{json.dumps(document, indent=2, sort_keys=True)}\n".encode(), mode=0o600)

@@ -29,6 +29,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     project_argument_spec,
     service_project,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connect_params, sql
 
 STDERR_KEPT = 16384
@@ -214,8 +215,7 @@ class Tools:
                 for block in iter(lambda: stdout.read(CHUNK), b""):
                     out.write(block)
                     hashing.update(block)
-                out.flush()
-                os.fsync(out.fileno())
+                fsync_file(out)
                 digest = hashing.hexdigest()
             rc = proc.wait()
             reader.join()

@@ -143,7 +143,6 @@ dest:
 import gzip
 import os
 import re
-import tempfile
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -154,6 +153,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     ComposeProject,
     common_argument_spec,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._redact import redactor
 
 LOG_PREFIX = re.compile(r"^(\S+)\s+\|")
@@ -231,11 +231,11 @@ def write_file(module: AnsibleModule, dest: str, content: str, compress: bool) -
     folder = os.path.dirname(dest) or "."
     if not os.path.isdir(folder):
         raise ComposeError(f"The folder of dest, {folder}, does not exist; create it first.")
-    fd, tmp = tempfile.mkstemp(prefix=".compose_logs.", dir=folder)
-    with os.fdopen(fd, "wb") as handle:
+    try:
         # mtime 0: the same lines always give the same file.
-        handle.write(gzip.compress(data, mtime=0) if compress else data)
-    module.atomic_move(tmp, dest)
+        write_atomic(dest, gzip.compress(data, mtime=0) if compress else data, preserve=True)
+    except OSError as exc:
+        raise ComposeError(f"Could not write {dest}: {exc}.") from None
     return True
 
 

@@ -314,11 +314,11 @@ import functools
 import grp
 import os
 import pwd
-import tempfile
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import project_argument_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     DEFAULT_PAGE,
     PROBE_HEADER,
@@ -429,26 +429,13 @@ def read_live(dest: str) -> tuple[bytes | None, os.stat_result | None]:
         return None, None
 
 
-def write_atomic(module: t.Any, dest: str, want: Wanted) -> None:
-    """Staged beside dest (same filesystem), synced, given its mode and owner, then renamed over dest."""
-    fd, staged = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".stackops", dir=os.path.dirname(dest))
+def write(dest: str, want: Wanted, backup: bool = False) -> str | None:
+    """dest replaced atomically by the wanted file (and backed up first, when asked and its content differs); the
+    backup's path."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(want.content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(staged, want.mode)
-        os.chown(staged, want.uid, want.gid)
-        os.rename(staged, dest)
+        return write_atomic(dest, want.content, mode=want.mode, uid=want.uid, gid=want.gid, backup=backup)
     except OSError as exc:
-        if os.path.exists(staged):
-            os.unlink(staged)
         raise NginxError(f"Could not write {dest}: {exc}") from None
-    directory = os.open(os.path.dirname(dest), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class Managed(t.NamedTuple):
@@ -672,7 +659,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     apply_files(module, nginx, files, to_test, result)
     if flag is not None:
         if flag_flips:
-            flip(module, flag, state == "on")
+            flip(flag, state == "on")
         prove(module, flag, flag_flips, state == "on", targets, result, any(f.changed for f in files))
     return result
 
@@ -683,18 +670,17 @@ def apply_files(
     """Write the changed files (with a backup of dest when asked), reload, and roll back when nginx did not apply
     them."""
     params = module.params
-    if params["backup"] and params["dest"]:
-        first = files[0]
-        if first.live is not None and first.content_changed:
-            result["backup_file"] = module.backup_local(first.path)
+    backup_of = params["dest"] if params["backup"] else None
     for item in files:
         if item.changed:
             os.makedirs(os.path.dirname(item.path), exist_ok=True)
-            write_atomic(module, item.path, item.want)
+            backup = write(item.path, item.want, backup=item.path == backup_of)
+            if backup is not None:
+                result["backup_file"] = backup
     if to_test and params["reload"]:
         applied, emerg = nginx.reload(params["reload_timeout"])
         if not applied:
-            rollback(module, nginx, [f for f in files if f.changed], params["reload_timeout"])
+            rollback(nginx, [f for f in files if f.changed], params["reload_timeout"])
             reason = "; ".join(emerg) or f"no new worker processes within {params['reload_timeout']} s"
             raise NginxError(
                 f"nginx accepted the new {', '.join(sorted(to_test))} but did not apply it ({reason}). The previous "
@@ -704,22 +690,22 @@ def apply_files(
         result["applied"] = True
 
 
-def flip(module: t.Any, flag: Managed, on: bool) -> None:
+def flip(flag: Managed, on: bool) -> None:
     """Maintenance on: the flag file appears at once (a rename); off: it goes. nginx tests it on every request."""
     if on:
-        write_atomic(module, flag.path, flag.want)
+        write(flag.path, flag.want)
     else:
         os.unlink(flag.path)
 
 
-def restore_flag(module: t.Any, flag: Managed) -> None:
+def restore_flag(flag: Managed) -> None:
     """The flag as it was before this run: gone, or back with its content, mode and owner."""
     if flag.live is None or flag.current is None:
         if os.path.lexists(flag.path):
             os.unlink(flag.path)
     else:
         mode = flag.current.st_mode & 0o7777
-        write_atomic(module, flag.path, Wanted(flag.live, mode, flag.current.st_uid, flag.current.st_gid))
+        write(flag.path, Wanted(flag.live, mode, flag.current.st_uid, flag.current.st_gid))
 
 
 def prove(
@@ -737,7 +723,7 @@ def prove(
             result["maintenance_switched_at"] = at
         return
     if flipped:
-        restore_flag(module, flag)
+        restore_flag(flag)
         result["changed"] = files_changed
     state = "on" if on else "off"
     undone = (
@@ -766,13 +752,13 @@ def prove(
     )
 
 
-def rollback(module: t.Any, nginx: Nginx, files: list[Managed], timeout: int) -> None:
+def rollback(nginx: Nginx, files: list[Managed], timeout: int) -> None:
     for item in files:
         if item.live is None or item.current is None:
             os.unlink(item.path)
         else:
             mode = item.current.st_mode & 0o7777
-            write_atomic(module, item.path, Wanted(item.live, mode, item.current.st_uid, item.current.st_gid))
+            write(item.path, Wanted(item.live, mode, item.current.st_uid, item.current.st_gid))
     applied, emerg = nginx.reload(timeout, stop_on_emerg=False)
     if not applied:
         raise NginxError(

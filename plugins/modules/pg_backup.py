@@ -301,8 +301,6 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     expired,
     file_entries,
     files_under,
-    fsync_path,
-    fsync_tree,
     held,
     iso,
     label,
@@ -320,6 +318,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     write_manifest,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_path, fsync_tree
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
     DATABASE_SETTINGS,
     GLOBALS_TRAILER,

@@ -256,7 +256,6 @@ from dataclasses import dataclass, field
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     CHUNK,
-    fsync_path,
     iso,
     new_set_name,
     no_space_hint,
@@ -272,6 +271,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     project_argument_spec,
     service_project,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file, fsync_path, write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis import (
     RedisError,
     connect,
@@ -529,8 +529,7 @@ class Files:
                 for block in iter(lambda: src.read(CHUNK), b""):
                     dst.write(block)
                     digest.update(block)
-                dst.flush()
-                os.fsync(dst.fileno())
+                fsync_file(dst)
             return digest.hexdigest(), sha256_file(target)
         expected = self.run("sha256sum", source).split()[0]
         self.project.call("cp", f"{self.service}:{source}", target)
@@ -819,11 +818,7 @@ def place_snapshot(files: Files, source: str, dest: str) -> dict[str, t.Any]:
         name = new_set_name(dest, stem, time.time(), ".rdb")
         final = os.path.join(dest, name)
         sidecar = f"{final}.sha256"
-        fd = os.open(os.path.join(work, "sha256"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(f"{copied}  {name}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_atomic(os.path.join(work, "sha256"), f"{copied}  {name}\n".encode(), mode=0o600)
         os.rename(staged, final)
         os.rename(os.path.join(work, "sha256"), sidecar)
         fsync_path(dest)
