@@ -3,14 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Secrets out of a command's output before a role shows or keeps it, with the helpers the modules use: the given
 values in every form a line can carry them (compose_logs' redactor), and the passwords of connection strings and
-URLs (pg_health's redact_connection_strings)."""
+URLs (pg_health's redact_connection_strings). It imports no database driver: ansible-core loads every filter file
+of the collection in each task's worker to find one filter, so each must be cheap to import."""
 
 from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import redact_connection_strings
-from ansible_collections.stackops.runbooks.plugins.module_utils._redact import redactor
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import redact_connection_strings, redactor
 
 
 def redact(text: t.Any, values: list[str] | None = None) -> str:

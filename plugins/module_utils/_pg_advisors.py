@@ -12,13 +12,8 @@ import re
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Advice, Finding
-from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
-    redact_connection_strings,
-    redacted,
-    rows,
-    sql,
-)
-from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import redacted, rows, sql
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK, redact_connection_strings
 
 ADVISORS = ["unused_indexes", "missing_indexes", "slow_statements", "nondefault_settings"]
 ADVISOR_DEFAULTS = {

@@ -21,7 +21,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
     check_no_control_characters,
     check_port,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK
+from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK, redact_connection_strings
 
 try:
     import psycopg2
@@ -198,13 +198,6 @@ LITERALS = ("dollar", "escape", "unicode", "standard")
 # Between PASSWORD and its literal: space, comments, and = (SET password = '...'), := or => (named arguments).
 PASSWORD_GAP = ("space", "line_comment", "block_comment")
 PASSWORD_OPERATORS = {"=", ":", ">"}
-# libpq's connection strings: key = value, the value quoted with backslash escapes or unquoted up to a space.
-CONNINFO_PASSWORD = re.compile(
-    r"(?i)(?<![\w?&])((?:ssl)?password\s*=\s*)(?:'((?:[^'\\]|\\.)*)(?:'|$)|(?:\\.|[^\s'\\])(?:\\.|[^\s\\])*)"
-)
-# URIs: the password of the user info (libpq ends the user info at the last @ before the path), and a parameter.
-URI_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/]*@")
-URI_PASSWORD = re.compile(r"(?i)([?&](?:ssl)?password=)[^&\s#]*")
 ESCAPE_BODY = re.compile(r"((?:[^'\\]|\\.?|'')*)('?)", re.DOTALL)
 QUOTED_BODY = re.compile(r"((?:[^']|'')*)('?)", re.DOTALL)
 E_ESCAPE = re.compile(r"''|\\([0-7]{1,3}|x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.?)", re.DOTALL)
@@ -284,15 +277,6 @@ def literal_value(kind: str, raw: str) -> tuple[str, str]:
     if kind == "unicode":
         return unicode_unescape(body, escape_char), close
     return body.replace("''", "'"), close
-
-
-def mask_conninfo(found: re.Match[str]) -> str:
-    return found.group(1) + (MASK if found.group(2) is None else f"'{MASK}'")
-
-
-def redact_connection_strings(text: str) -> str:
-    """The passwords of libpq connection strings and of URIs in text masked."""
-    return URI_PASSWORD.sub(rf"\1{MASK}", URI_USERINFO.sub(rf"\1{MASK}@", CONNINFO_PASSWORD.sub(mask_conninfo, text)))
 
 
 def redact_literal(kind: str, raw: str, depth: int) -> str:

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
-"""Secrets out of text that is kept or shown: each value in every form a log line or an output can carry it."""
+"""Secrets out of text that is kept or shown: each value in every form a log line or an output can carry it, and the
+passwords of connection strings and URLs. Plain text work only: filters on the controller import it too."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ import typing as t
 
 # What a secret is shown as wherever the collection prints or keeps a value it will not show.
 MASK = "********"
+# libpq's connection strings: key = value, the value quoted with backslash escapes or unquoted up to a space.
+CONNINFO_PASSWORD = re.compile(
+    r"(?i)(?<![\w?&])((?:ssl)?password\s*=\s*)(?:'((?:[^'\\]|\\.)*)(?:'|$)|(?:\\.|[^\s'\\])(?:\\.|[^\s\\])*)"
+)
+# URIs: the password of the user info (libpq ends the user info at the last @ before the path), and a parameter.
+URI_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/]*@")
+URI_PASSWORD = re.compile(r"(?i)([?&](?:ssl)?password=)[^&\s#]*")
 JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -43,3 +51,12 @@ def redactor(values: list[str]) -> t.Callable[[str], str]:
         return lambda line: line
     pattern = re.compile("|".join("".join(char_forms(char) for char in secret) for secret in secrets))
     return lambda line: pattern.sub("[REDACTED]", line)
+
+
+def mask_conninfo(found: re.Match[str]) -> str:
+    return found.group(1) + (MASK if found.group(2) is None else f"'{MASK}'")
+
+
+def redact_connection_strings(text: str) -> str:
+    """The passwords of libpq connection strings and of URIs in text masked."""
+    return URI_PASSWORD.sub(rf"\1{MASK}", URI_USERINFO.sub(rf"\1{MASK}@", CONNINFO_PASSWORD.sub(mask_conninfo, text)))
