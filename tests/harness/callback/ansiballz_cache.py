@@ -5,7 +5,7 @@
 
 ansible-core builds each module's AnsiballZ payload once per run, in a cache under its per-run local temp folder:
 it parses every module_utils file the module imports (about 60 files, 0.2-0.5 s of CPU per module), and a run of the
-test suite starts about 1,500 playbooks. This callback points that cache folder at one shared by every run of the
+test suite starts over a thousand playbooks. This callback points that cache folder at one shared by every run of the
 same collection content and the same ansible-core (the harness names it in STACKOPS_ANSIBALLZ_CACHE), so each
 payload is built once per test session. ansible-core's own lock and atomic rename guard the shared files. Nothing
 else changes: the payload is the bytes the run would have built. Users' runs never load this plugin.
