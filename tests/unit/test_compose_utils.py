@@ -185,3 +185,77 @@ def test_fingerprint_sees_a_one_shot_that_ran_again() -> None:
     again = compose.Container(**{**first.__dict__, "started": "2026-11-23T08:00:00Z"})
     assert compose.fingerprint([first]) != compose.fingerprint([again])
     assert compose.fingerprint([first]) == compose.fingerprint([container("migrate", "exited")])
+
+
+# `docker inspect --format POLL_FORMAT` recorded on Docker 20.10.24 (the lab's engine): a one-shot that exited 3, a
+# healthcheck not yet run, a failing one, no healthcheck, a created container, and the lab's healthy app.
+POLLED = fixture("docker-20.10.24-inspect-poll.txt")
+POLLED_IDS = [line.split()[0] for line in POLLED.splitlines()]
+
+
+def test_poll_format_as_docker_20_10_answers_it() -> None:
+    seen = compose.parse_polled(POLLED + "Error: No such object: 0123abcd\n")
+    got = [(v["state"], v["health"], v["exit_code"], v["restarts"]) for v in seen.values()]
+    assert got == [
+        ("exited", "", 3, 0),
+        ("running", "starting", 0, 0),
+        ("running", "unhealthy", 0, 0),
+        ("running", "", 0, 0),
+        ("created", "", 0, 0),
+        ("running", "healthy", 0, 0),
+    ]
+    assert seen[POLLED_IDS[0]]["started"] == "2026-12-07T15:26:22.979846601Z"
+
+
+class Replay:
+    """A module whose run_command answers with recorded output and keeps the argv it was given."""
+
+    def __init__(self, *answers: tuple[int, str]) -> None:
+        self.answers = list(answers)
+        self.argv: list[list[str]] = []
+
+    def run_command(self, argv: list[str], **_kwargs: object) -> tuple[int, str, str]:
+        self.argv.append(argv)
+        rc, out = self.answers.pop(0)
+        return rc, out, ""
+
+
+def project_of(module: Replay, listed: list[compose.Container]) -> compose.ComposeProject:
+    project = compose.ComposeProject.__new__(compose.ComposeProject)
+    project.module = module
+    project.cli = ["/usr/bin/docker", "compose"]
+    project.environ = lambda: {}  # type: ignore[method-assign]
+    project.containers = lambda: listed  # type: ignore[method-assign]
+    return project
+
+
+def known(cid: str, service: str) -> compose.Container:
+    return compose.Container(cid[:12], f"p-{service}-1", service, "running", "starting", 0, "img", "")
+
+
+def test_a_poll_rereads_known_containers_with_one_inspect() -> None:
+    module = Replay((0, POLLED))
+    before = [known(POLLED_IDS[1], "db"), known(POLLED_IDS[5], "app")]
+    after = project_of(module, listed=[]).polled(before, ["db", "app"])
+    assert [(c.service, c.state, c.health) for c in after] == [
+        ("db", "running", "starting"),
+        ("app", "running", "healthy"),
+    ]
+    assert module.argv == [["/usr/bin/docker", "inspect", "--format", compose.POLL_FORMAT, *[c.id for c in before]]]
+
+
+@pytest.mark.parametrize(
+    ("before", "wanted", "answer"),
+    [
+        # A container was removed or replaced: inspect fails for it.
+        ([known(POLLED_IDS[5], "app"), known("0123abcd0123", "db")], ["app", "db"], (1, POLLED)),
+        # A wanted service has no container yet: only the listing can show a new one.
+        ([known(POLLED_IDS[5], "app")], ["app", "db"], None),
+        ([], ["app"], None),
+    ],
+)
+def test_a_poll_falls_back_to_the_listing(before: list, wanted: list, answer: tuple | None) -> None:
+    listed = [known(POLLED_IDS[0], "fresh")]
+    module = Replay(*([answer] if answer else []))
+    assert project_of(module, listed).polled(before, wanted) is listed
+    assert len(module.argv) == (1 if answer else 0)
