@@ -270,6 +270,19 @@ def run_module(
     )
 
 
+def run_play(
+    play: Mapping[str, t.Any],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    inventory: Path = LAB_INVENTORY,
+    verbosity: int = 0,
+    timeout: int = 600,
+) -> PlaybookRun:
+    """Run one play written by a test (a file in the run's private directory, like run_module's)."""
+    return _run(check, diff, verbosity, timeout, str(play.get("name", "play")), play=play, inventory=str(inventory))
+
+
 def lab_hosts_of(pattern: str | None) -> list[str]:
     """The lab hosts a run's limit (or ad-hoc host pattern) names, every host for a group or no limit; under xdist,
     of those only the ones this worker holds (another worker may be changing the rest)."""

@@ -16,7 +16,7 @@ import redis
 import lab
 from harness.labctl import lab_up
 from harness.paths import lab_credentials, lab_postgres_thresholds
-from harness.playbook import assert_module_read_only, run_module
+from harness.playbook import assert_module_read_only, read_only, run_module, run_play
 
 pytestmark = pytest.mark.lab_hosts("lab1")
 
@@ -75,6 +75,38 @@ def test_healthy_postgres_is_ok_and_never_changes_anything(lab1: lab.Host) -> No
     assert {t["table"] for t in result["sizes"]["largest_tables"]} >= {"events", "order_items", "orders"}
     assert result["statements"]["available"] is True
     assert result["replication"] == {"role": "primary", "standbys": []}
+
+
+def test_the_action_groups_connect_every_module_of_a_play_from_the_inventory(lab1: lab.Host) -> None:
+    """module_defaults of group/stackops.runbooks.postgres and .redis, set once from the inventory's stackops_*
+    variables, reach pg_health and redis_health, whose tasks name no connection option."""
+    play = {
+        "name": "action groups",
+        "hosts": "lab1",
+        "gather_facts": False,
+        "module_defaults": {
+            "group/stackops.runbooks.postgres": {
+                "login_host": "{{ stackops_pg_host }}",
+                "login_port": "{{ stackops_pg_port }}",
+                "login_user": "{{ stackops_pg_user }}",
+                "login_password": "{{ stackops_pg_password }}",
+                "login_db": "{{ stackops_pg_db }}",
+            },
+            "group/stackops.runbooks.redis": {
+                "login_host": "{{ stackops_redis_host }}",
+                "login_password": "{{ stackops_redis_password }}",
+            },
+        },
+        "tasks": [
+            {"name": "PostgreSQL", "stackops.runbooks.pg_health": {"fail_on": "never"}},
+            {"name": "Redis", "stackops.runbooks.redis_health": {"fail_on": "never"}},
+        ],
+    }
+    runs = read_only(run_play, play)
+    pg, cache = runs[1].result("lab1", "PostgreSQL"), runs[1].result("lab1", "Redis")
+    assert pg["is_available"] is True, pg
+    assert cache["is_available"] is True, cache
+    assert pg["server"]["version"].startswith("15.")
 
 
 def test_the_cache_hit_ratio_is_judged_only_past_its_sample_size(lab1: lab.Host) -> None:
