@@ -39,7 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 COLLECTIONS = ROOT / ".build" / "collections"
 sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.stackops.runbooks.plugins.modules.redis_maintenance import delete_matching  # noqa: E402
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis_maintenance import delete_matching  # noqa: E402
 
 CREDENTIALS = ROOT / "inventories" / "lab" / "host_vars" / "drill1" / "lab_credentials.yml"
 HOST, PORT, DB = "127.0.2.3", 6379, 13

@@ -14,6 +14,7 @@ import os
 import re
 import time
 import typing as t
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
@@ -592,7 +593,7 @@ class ComposeProject:
 
 
 def service_project(
-    module: t.Any, params: dict[str, t.Any], service: str, error: type[StackopsError] = ComposeError
+    module: t.Any, params: Mapping[str, t.Any], service: str, error: type[StackopsError] = ComposeError
 ) -> ComposeProject:
     """The project of the compose_project_* options (project_argument_spec), with `service` defined and running;
     `error` is the exception a module raises when it is not."""

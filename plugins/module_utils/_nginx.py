@@ -27,6 +27,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import S
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject, Container
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import rate, verdict
 from ansible_collections.stackops.runbooks.plugins.module_utils._http import describe, tls_context
+from ansible_collections.stackops.runbooks.plugins.module_utils._place import Place
 from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_pem
 
 SHADOW_PREFIX = ".stackops-validate-"
@@ -160,6 +161,7 @@ class Nginx:
             command = spec.get("command") or []
             if not config and "-c" in command[:-1]:
                 config = command[command.index("-c") + 1]
+        self.place = Place(module, NginxError, self.project, self.service)
         self.config: str = config or "/etc/nginx/nginx.conf"
         self.pid_file: str | None = params.get("pid_file")
         self._container: Container | None = None
@@ -187,13 +189,9 @@ class Nginx:
     # --- running ----------------------------------------------------------------------------------------
 
     def run(self, *args: str) -> tuple[int, str, str]:
-        if self.project is not None and self.service:
-            return self.project.call("exec", "-T", self.service, self.binary, *args, check=False)
-        binary = self.binary if os.path.isabs(self.binary) else self.module.get_bin_path(self.binary)
-        if not binary:
-            raise NginxError(f"nginx_binary {self.binary} is not on PATH; give its full path.")
-        rc, out, err = self.module.run_command([binary, *args])
-        return rc, out, err
+        return self.place.call(
+            self.binary, *args, missing=f"nginx_binary {self.binary} is not on PATH; give its full path."
+        )
 
     def container(self) -> Container:
         """nginx's running container, looked up once: the reload loop asks for it every half second."""

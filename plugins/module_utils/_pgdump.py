@@ -30,9 +30,14 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
     service_project,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file
+from ansible_collections.stackops.runbooks.plugins.module_utils._place import Place
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connect_params, sql
 
 STDERR_KEPT = 16384
+MISSING = (
+    "{program} is not installed on this host; install the PostgreSQL client matching the server "
+    "(e.g. postgresql-client-15), or run it inside the compose service (compose_project_src)."
+)
 VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 
 # The relations a logical dump carries data for: user tables, not temporary, not members of an extension.
@@ -122,52 +127,36 @@ def compare(expected: dict[str, t.Any], found: dict[str, t.Any]) -> list[str]:
 
 
 class Tools:
-    """Where the PostgreSQL client programs run and how they reach the server."""
+    """Where the PostgreSQL client programs run (a Place: the host or the compose service) and how they reach the
+    server."""
 
     def __init__(self, module: t.Any, params: dict[str, t.Any], application: str) -> None:
         self.module = module
         self.params = params
-        self.project: ComposeProject | None = None
         self.service: str = params["compose_service"]
-        if params["compose_project_src"]:
-            self.project = service_project(module, params, self.service, BackupError)
+        project = service_project(module, params, self.service, BackupError) if params["compose_project_src"] else None
+        self.project: ComposeProject | None = project
+        self.place = Place(module, BackupError, project, self.service)
         libpq = connect_params(params, application)
         self.env = {"PGAPPNAME": application, "PGCONNECT_TIMEOUT": str(libpq["connect_timeout"])}
         for key, name in (("password", "PGPASSWORD"), ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")):
-            if key in libpq and not (self.project and key == "sslrootcert"):
+            if key in libpq and not (project and key == "sslrootcert"):
                 self.env[name] = str(libpq[key])
         self.conn_args = ["-h", str(libpq["host"]), "-p", str(libpq["port"]), "-U", str(libpq["user"]), "-w"]
 
     @property
     def where(self) -> str:
-        return f"service {self.service}" if self.project else "this host"
+        return self.place.where
 
     def argv(self, program: str, *args: str) -> list[str]:
-        if self.project is None:
-            binary = self.module.get_bin_path(program)
-            if not binary:
-                raise BackupError(
-                    f"{program} is not installed on this host; install the PostgreSQL client matching the server "
-                    "(e.g. postgresql-client-15), or run it inside the compose service (compose_project_src)."
-                )
-            return [binary, *args]
-        names = [arg for name in sorted(self.env) for arg in ("-e", name)]
-        return [*self.project.base_args(), "exec", "-T", *names, self.service, program, *args]
-
-    def overrides(self) -> dict[str, str]:
-        """What the programs' environment adds: the compose project's and libpq's settings (the password too)."""
-        return {**(self.project.environ() if self.project else {}), **self.env}
+        return self.place.argv(program, *args, env_names=self.env, missing=MISSING.format(program=program))
 
     def environ(self) -> dict[str, str]:
-        return {**os.environ, **self.overrides()}
+        return {**os.environ, **self.place.environ(self.env)}
 
     def output(self, program: str, *args: str) -> str:
         """The output of a short command; a failure is an error naming it."""
-        rc, out, err = self.module.run_command(self.argv(program, *args), environ_update=self.overrides())
-        if rc != 0:
-            why = (err or out).strip()
-            raise BackupError(f"`{program} {' '.join(args)}` in {self.where} failed: {why}")
-        return out
+        return self.place.output(program, *args, env=self.env, missing=MISSING.format(program=program))
 
     def version(self, program: str) -> tuple[int, str]:
         text = self.output(program, "--version").strip()
@@ -251,21 +240,6 @@ class Tools:
                 f"{what} failed in {self.where}: {exit_reason(program, rc, self.project is not None, err)}"
             )
         return digest
-
-    @contextlib.contextmanager
-    def container_dir(self) -> t.Iterator[str]:
-        """A private directory made by mktemp in the service, removed afterwards whatever happens."""
-        inside = self.output("mktemp", "-d", "-t", "stackops.XXXXXXXX").strip()
-        try:
-            yield inside
-        finally:
-            self.run("rm", "-rf", inside)
-
-    def copy(self, source: str, target: str) -> None:
-        """`docker compose cp`, with `service:path` on the container's side."""
-        if self.project is None:
-            raise BackupError("Copying into a service needs compose_project_src.")
-        self.project.call("cp", source, target)
 
 
 def feed(proc: subprocess.Popen[bytes], lines: t.Iterable[bytes]) -> None:

@@ -459,12 +459,12 @@ def dump(tools: Tools, p: dict[str, t.Any], work: str, snapshot: str, source: st
         return rel, {}
     # pg_dump in the container writes its directory there; it is read back there, copied out, and the copy must
     # have the checksums the container computed.
-    with tools.container_dir() as scratch:
+    with tools.place.temp_dir() as scratch:
         inside = f"{scratch}/{rel}"
         tools.must("pg_dump", "-Fd", "-j", str(p["jobs"]), *base, "-f", inside, what="The dump")
         tools.must("pg_restore", "-f", "/dev/null", inside, what="Reading the dump back")
         sums = tools.output("sh", "-c", 'cd "$1" && find . -type f -exec sha256sum {} +', "sh", inside)
-        tools.copy(f"{tools.service}:{inside}", os.path.join(work, rel))
+        tools.place.copy_out(inside, os.path.join(work, rel))
     expected = {line.split(None, 1)[1].strip()[2:]: line.split(None, 1)[0] for line in sums.splitlines() if line}
     copied = {path: sha256_file(os.path.join(work, rel, path)) for path in files_under(os.path.join(work, rel))}
     if copied != expected:

@@ -597,8 +597,8 @@ class Restore:
         if tools.project is None:
             tools.must("pg_restore", *args, path, what="The restore")
             return
-        with tools.container_dir() as inside:
-            tools.copy(path, f"{tools.service}:{inside}/")
+        with tools.place.temp_dir() as inside:
+            tools.place.copy_in(path, f"{inside}/")
             tools.must("pg_restore", *args, f"{inside}/{os.path.basename(path)}", what="The restore")
 
     def check(

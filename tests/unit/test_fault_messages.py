@@ -12,8 +12,9 @@ import pytest
 import redis
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _backup, _pgdump, _redis
+from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as redis_maintenance
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeError
-from ansible_collections.stackops.runbooks.plugins.modules import pg_backup, redis_maintenance
+from ansible_collections.stackops.runbooks.plugins.modules import pg_backup
 
 
 @pytest.mark.parametrize(

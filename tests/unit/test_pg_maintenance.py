@@ -9,7 +9,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from psycopg2 import sql as psql
 
+from ansible_collections.stackops.runbooks.plugins.module_utils import _pg_operations as pg_maintenance
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance import (
     FileEntry,
@@ -27,7 +29,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance 
     split_list,
     with_library,
 )
-from ansible_collections.stackops.runbooks.plugins.modules import pg_maintenance
+from ansible_collections.stackops.runbooks.plugins.modules.pg_maintenance import argument_spec
 
 # Recorded on lab1: SELECT ... FROM pg_settings / pg_file_settings (PostgreSQL 15.18, Debian 12).
 RECORDED = json.loads((Path(__file__).parent / "fixtures" / "pg" / "settings-15.18.json").read_text())
@@ -409,7 +411,7 @@ def test_reindex_concurrently_needs_12_and_no_catalogs() -> None:
 
 
 def params(**given: t.Any) -> dict[str, t.Any]:
-    spec = pg_maintenance.argument_spec()
+    spec = argument_spec()
     return {**{name: option.get("default") for name, option in spec.items()}, **given}
 
 
@@ -449,3 +451,95 @@ def test_other_scopes_are_refused(value: t.Any) -> None:
 def test_inputs_that_cannot_work_are_refused(given: dict, message: str) -> None:
     with pytest.raises(StackopsError, match=message):
         pg_maintenance.check_inputs(params(**given))
+
+
+# --- the steps: what each operation's decision becomes, statement by statement ------------------------------------
+
+
+def shown(statement: t.Any) -> str:
+    """psycopg2's composed SQL as text without a server (the lab's tests send it to one): identifiers in double
+    quotes, literals in single quotes."""
+    if isinstance(statement, psql.Composed):
+        return "".join(shown(part) for part in statement.seq)
+    if isinstance(statement, psql.Identifier):
+        return ".".join(f'"{name}"' for name in statement.strings)
+    if isinstance(statement, psql.Literal):
+        return f"'{statement.wrapped}'"
+    if isinstance(statement, psql.SQL):
+        return statement.string
+    return str(statement)
+
+
+def test_the_database_steps() -> None:
+    spec = {"name": "app", "owner": "app", "template": "template0", "encoding": "UTF8", "lc_collate": None}
+    spec["lc_ctype"] = None
+    (create,) = pg_maintenance.database_steps(spec, None, "app", shown)
+    assert create.command == 'CREATE DATABASE "app" OWNER "app" TEMPLATE "template0" ENCODING \'UTF8\''
+    (alter,) = pg_maintenance.database_steps(spec, {"owner": "postgres"}, "app", shown)
+    assert alter.command == 'ALTER DATABASE "app" OWNER TO "app"'
+    assert pg_maintenance.database_steps(spec, {"owner": "app"}, "app", shown) == []
+    assert pg_maintenance.database_steps(spec, {"owner": "postgres"}, None, shown) == []
+
+
+def test_the_settings_steps_on_recorded_settings() -> None:
+    plan = plan_settings(
+        {"maintenance_work_mem": "0.25GB", "work_mem": "4MB", "log_min_duration_statement": None},
+        GUCS,
+        files(("log_min_duration_statement", "250")),
+    )
+    steps = pg_maintenance.setting_steps([c for c in plan if c.changed], shown)
+    # In the order the settings were given; work_mem is 4MB already.
+    assert [s.command for s in steps] == [
+        "ALTER SYSTEM SET \"maintenance_work_mem\" = '256MB'",
+        'ALTER SYSTEM RESET "log_min_duration_statement"',
+    ]
+    assert [s.data["change"].name for s in steps] == ["maintenance_work_mem", "log_min_duration_statement"]
+
+
+def test_the_extension_and_session_steps() -> None:
+    assert pg_maintenance.extension_steps(True, shown) == []
+    (create,) = pg_maintenance.extension_steps(False, shown)
+    assert create.command == 'CREATE EXTENSION IF NOT EXISTS "pg_stat_statements"'
+    picked = [session(41), session(42)]
+    assert [s.command for s in pg_maintenance.session_steps(picked)] == [
+        "SELECT pg_terminate_backend(41)",
+        "SELECT pg_terminate_backend(42)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("vacuum_all", "analyze_all", "full", "expected"),
+    [
+        (True, False, False, "VACUUM"),
+        (True, True, False, "VACUUM (ANALYZE)"),
+        (True, False, True, "VACUUM (FULL, ANALYZE)"),
+        (False, True, False, "ANALYZE"),
+    ],
+)
+def test_a_database_wide_plan_is_one_statement(vacuum_all: bool, analyze_all: bool, full: bool, expected: str) -> None:
+    plan = plan_tables(TABLES, {1, 2, 3, 4}, {1, 2, 3, 4}, full, Thresholds(), database_wide=True)
+    assert [s.command for s in pg_maintenance.table_steps(plan, vacuum_all, analyze_all, full, shown)] == [expected]
+
+
+def test_table_steps_follow_the_plan_table_by_table() -> None:
+    plan = plan_tables(TABLES, {1, 2, 3, 4}, {4}, False, Thresholds(min_dead_tuples=100))
+    steps = pg_maintenance.table_steps(plan, False, False, False, shown)
+    assert [s.command for s in steps] == ['VACUUM "public"."t1"', 'VACUUM "public"."t3"', 'ANALYZE "public"."t4"']
+    assert steps[0].data["what"] == "VACUUM of public.t1"
+
+
+def test_reindex_steps() -> None:
+    targets = [
+        {"kind": "DATABASE", "schema": None, "name": "app"},
+        {"kind": "INDEX", "schema": "public", "name": "orders_pkey"},
+    ]
+    steps = pg_maintenance.reindex_steps(targets, True, shown)
+    assert [s.command for s in steps] == [
+        'REINDEX DATABASE CONCURRENTLY "app"',
+        'REINDEX INDEX CONCURRENTLY "public"."orders_pkey"',
+    ]
+    assert [s.data["what"] for s in steps] == [
+        "REINDEX DATABASE CONCURRENTLY app",
+        "REINDEX INDEX CONCURRENTLY public.orders_pkey",
+    ]
+    assert pg_maintenance.reindex_steps(targets[1:], False, shown)[0].command == 'REINDEX INDEX "public"."orders_pkey"'

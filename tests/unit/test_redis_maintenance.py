@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _backup
-from ansible_collections.stackops.runbooks.plugins.modules import redis_maintenance as rm
-from ansible_collections.stackops.runbooks.plugins.modules.redis_maintenance import MaintenanceError
+from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as rm
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis_maintenance import MaintenanceError
 
 # The start of a real RDB file written by Redis 7.0.15 (drill1), then its auxiliary fields.
 RDB_HEAD = b"REDIS0010\xfa\tredis-ver\x067.0.15"
@@ -118,6 +118,12 @@ def params(**extra: t.Any) -> dict[str, t.Any]:
         "snapshot_dest": None,
         "snapshot_timeout": 300,
         "config": {},
+        "rewrite_config": False,
+        "login_host": "127.0.2.3",
+        "compose_service": "redis",
+        "compose_project_src": None,
+        "compose_project_name": None,
+        "compose_files": [],
     }
     return {**base, **extra}
 
@@ -148,9 +154,32 @@ def test_bad_inputs_are_refused_before_anything_runs(extra: dict[str, t.Any], me
         rm.check_inputs(params(**extra))
 
 
-def test_confirmed_inputs_pass() -> None:
-    rm.check_inputs(params(flush="all", confirm=True, delete_pattern=["*"], snapshot=True, snapshot_dest="/b"))
-    rm.check_inputs(params(delete_pattern=["session:*", "cache:*:page"], config={"maxmemory": "1gb"}))
+def test_confirmed_inputs_pass_as_typed_options() -> None:
+    flushing = rm.check_inputs(
+        params(flush="all", confirm=True, delete_pattern=["*"], snapshot=True, snapshot_dest="/b")
+    )
+    assert (flushing.flush, flushing.delete_pattern, flushing.snapshot_dest, flushing.compose_project) == (
+        "all",
+        ("*",),
+        "/b",
+        None,
+    )
+    deleting = rm.check_inputs(
+        params(
+            delete_pattern=["session:*", "cache:*:page"],
+            config={"MaxMemory": "1gb", "appendonly": True},
+            compose_project_src="/srv/app",
+        )
+    )
+    assert dict(deleting.config) == {"maxmemory": "1gb", "appendonly": "yes"}
+    assert (deleting.flush, deleting.snapshot_dest) == ("", "")
+    assert deleting.compose_project == {
+        "compose_project_src": "/srv/app",
+        "compose_project_name": None,
+        "compose_files": [],
+    }
+    with pytest.raises(AttributeError):
+        deleting.batch_size = 1  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -183,7 +212,7 @@ class HostFiles(rm.Files):
     """The host-mode Files, with an optional damage done to the copy (as a save racing the copy would)."""
 
     def __init__(self, damage: bool = False) -> None:
-        super().__init__(None, {"compose_service": "redis", "compose_project_src": None})
+        super().__init__(None, "redis", None)
         self.damage = damage
 
     def copy_out(self, source: str, target: str) -> tuple[str, str]:
@@ -233,3 +262,37 @@ def test_a_missing_rdb_file_says_to_use_the_compose_service(tmp_path: Path) -> N
     with pytest.raises(MaintenanceError, match=r"is not on this host.*compose_project_src"):
         rm.copy_snapshot(HostFiles(), str(tmp_path / "absent.rdb"), str(tmp_path / "copies"))
     assert list((tmp_path / "copies").iterdir()) == []
+
+
+# CONFIG GET answers recorded from Redis 7.0.15 on drill1: sizes in bytes, policies lowercased.
+RECORDED = {"maxmemory": "67108864", "maxmemory-policy": "noeviction", "save": "3600 1 300 100 60 10000"}
+
+
+@pytest.mark.parametrize(
+    ("asked", "rewrite", "commands"),
+    [
+        # 64mb is what the server holds already: only the policy is set.
+        (
+            {"maxmemory": "64mb", "maxmemory-policy": "allkeys-lru"},
+            True,
+            ["CONFIG SET maxmemory-policy allkeys-lru", "CONFIG REWRITE"],
+        ),
+        ({"maxmemory": "64mb", "maxmemory-policy": "allkeys-lru"}, False, ["CONFIG SET maxmemory-policy allkeys-lru"]),
+        ({"maxmemory": "128mb", "save": ""}, False, ["CONFIG SET maxmemory 128mb", "CONFIG SET save "]),
+        # Nothing differs: no step, and no CONFIG REWRITE either.
+        ({"maxmemory": "64MB", "save": "3600 1 300 100 60 10000"}, True, []),
+    ],
+)
+def test_the_settings_plan_on_recorded_readings(asked: dict, rewrite: bool, commands: list) -> None:
+    wanted = rm.config_texts(asked)
+    current = {name: RECORDED[name] for name in wanted}
+    steps = rm.config_steps(wanted, rm.plan_config(wanted, current), rewrite)
+    assert [step.command for step in steps] == commands
+
+
+@pytest.mark.parametrize(
+    ("scope", "keys", "commands"),
+    [("db", 0, []), ("db", 12, ["FLUSHDB ASYNC"]), ("all", 1, ["FLUSHALL ASYNC"]), ("all", 0, [])],
+)
+def test_the_flush_plan(scope: str, keys: int, commands: list) -> None:
+    assert [step.command for step in rm.flush_steps(scope, keys)] == commands

@@ -10,6 +10,8 @@ import typing as t
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _http, _nginx, _postgres, _redis
+from ansible_collections.stackops.runbooks.plugins.module_utils import _pg_operations as pg_maintenance
+from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as redis_maintenance
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
     StackopsError,
     check_no_control_characters,
@@ -20,9 +22,7 @@ from ansible_collections.stackops.runbooks.plugins.modules import (
     compose_logs,
     docker_prune,
     nginx_config,
-    pg_maintenance,
     pg_restore,
-    redis_maintenance,
     stack_health,
 )
 
