@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import tempfile
+import typing as t
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,18 +47,31 @@ def weights() -> dict[str, float]:
     return {name: float(seconds) for name, seconds in json.loads(WEIGHTS.read_text()).items()}
 
 
-def plan(needs: Mapping[str, Collection[str]], weight: Mapping[str, float], workers: int) -> list[list[str]]:
-    """The order each worker runs the modules in: a simulation of the run on the modules' weights.
+def priority(needs: Mapping[str, Collection[str]], weight: Mapping[str, float]) -> list[str]:
+    """The order modules are handed out in: those of the whole fleet (the most hosts) first, then the heaviest first;
+    a module not measured weighs the median."""
+    default = statistics.median(weight.values()) if weight else 60.0
+    widest = max((len(set(held)) for held in needs.values()), default=0)
+    return sorted(needs, key=lambda module: (len(set(needs[module])) < widest, -weight.get(module, default), module))
 
-    The worker free first takes the first module, in the order "all"-host modules first and then heaviest first,
-    whose hosts no module running on another worker holds; when every module left needs such a host, it takes the
-    first one left and waits, as the real run's locks will make it. Handing out whole lanes instead measured 39 min
-    for 3,700 s of tests on two workers: the modules of several hosts waited out whole modules of the others'."""
+
+def pick(left: list[str], needs: Mapping[str, Collection[str]], busy: Collection[str]) -> str | None:
+    """The module a free worker takes: the first left whose hosts no other worker holds or will hold next; when every
+    one shares a host with them, the first left, which then waits for its hosts (as its locks make it)."""
+    taken = set(busy)
+    return next((module for module in left if not taken & set(needs[module])), left[0] if left else None)
+
+
+def plan(needs: Mapping[str, Collection[str]], weight: Mapping[str, float], workers: int) -> list[list[str]]:
+    """What the scheduler's choices give when each module takes the time it weighs: a simulation of the run, for
+    the tests and for reading an order before a run. The scheduler (tests/integration/conftest.py) makes the same
+    choice with `pick` when a worker is free, on the hosts the other worker really holds then: planning the whole
+    run ahead on the weights made modules wait out others whose time differed from their weight (1,100 s of lock
+    waits in the first 23 min of a run on 2026-12-07)."""
     default = statistics.median(weight.values()) if weight else 60.0
     cost = {module: weight.get(module, default) for module in needs}
     hosts = {module: frozenset(needs[module]) for module in needs}
-    widest = max((len(held) for held in hosts.values()), default=0)
-    left = sorted(needs, key=lambda module: (len(hosts[module]) < widest, -cost[module], module))
+    left = priority(needs, weight)
     queues: list[list[str]] = [[] for worker in range(workers)]
     running: list[tuple[float, frozenset[str]]] = [(0.0, frozenset())] * workers
     while left:
@@ -65,7 +79,7 @@ def plan(needs: Mapping[str, Collection[str]], weight: Mapping[str, float], work
         now = running[worker][0]
         others = [running[index] for index in range(workers) if index != worker and running[index][0] > now]
         busy = frozenset().union(*(held for end, held in others))
-        module = next((name for name in left if not hosts[name] & busy), left[0])
+        module = t.cast(str, pick(left, hosts, busy))
         start = max([now, *(end for end, held in others if held & hosts[module])])
         running[worker] = (start + cost[module], hosts[module])
         queues[worker].append(module)

@@ -21,12 +21,14 @@ from harness.scratch import ScratchProject, new_project
 
 
 class PlannedScheduling(LoadScopeScheduling):
-    """xdist's scope scheduling with each test module as a scope, handed to each worker in the order `lanes.plan`
-    gives it: a worker that has run its own takes the last module planned for another."""
+    """xdist's scope scheduling with each test module as a scope. A worker that needs its next module gets the first,
+    in `lanes.priority` order (the whole fleet's modules, then the heaviest), whose hosts the other worker's modules
+    (the one running and the one handed to it next) do not hold: `lanes.pick`, on the real state of the run."""
 
     def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
         super().__init__(config, log)
-        self.queues: dict[WorkerController, list[str]] = {}
+        self.order: list[str] = []
+        self.needs: dict[str, list[str]] = {}
 
     def _split_scope(self, nodeid: str) -> str:
         return nodeid.split("::", 1)[0]
@@ -35,10 +37,10 @@ class PlannedScheduling(LoadScopeScheduling):
         if self.collection is None and self._check_nodes_have_same_collection():
             nodeids = self.registered_collections[self.nodes[0]]
             scopes = list(dict.fromkeys(self._split_scope(nodeid) for nodeid in nodeids))
-            needs = {scope: lanes.needed(self._declared(scope), lab_hosts()) for scope in scopes}
+            self.needs = {scope: lanes.needed(self._declared(scope), lab_hosts()) for scope in scopes}
             measured = lanes.weights()
             weights = {scope: measured[Path(scope).stem] for scope in scopes if Path(scope).stem in measured}
-            self.queues = dict(zip(self.nodes, lanes.plan(needs, weights, len(self.nodes)), strict=True))
+            self.order = lanes.priority(self.needs, weights)
         super().schedule()
 
     def _declared(self, scope: str) -> tuple[str, ...]:
@@ -46,10 +48,17 @@ class PlannedScheduling(LoadScopeScheduling):
         return (lanes.declared_in(source.read_text()) or ()) if source.parent == Path(__file__).parent else ()
 
     def _assign_work_unit(self, node: WorkerController) -> None:
-        own = self.queues.get(node, [])
-        other = max(self.queues.values(), key=len, default=[])
-        scope = own.pop(0) if own else other.pop() if other else None
-        if scope in self.workqueue:
+        busy = {
+            host
+            for other, work in self.assigned_work.items()
+            if other is not node
+            for scope, tests in work.items()
+            if not all(tests.values())
+            for host in self.needs.get(scope, ())
+        }
+        left = [scope for scope in self.order if scope in self.workqueue]
+        scope = lanes.pick(left, self.needs, busy)
+        if scope is not None:
             self.workqueue.move_to_end(scope, last=False)
         super()._assign_work_unit(node)
 

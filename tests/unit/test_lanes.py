@@ -70,3 +70,30 @@ def test_the_plan_waits_rather_than_overlap_when_every_module_left_shares_a_host
 def test_every_integration_module_has_a_weight() -> None:
     modules = {path.stem for path in (Path(__file__).parents[1] / "integration").glob("test_*.py")}
     assert not modules - set(lanes.weights()), "run `python tests/tools/weights.py .build/times.tsv` after make test"
+
+
+def test_the_order_is_the_fleet_first_then_the_heaviest() -> None:
+    fleet = ["drill1", "lab1", "lab2"]
+    needs = {
+        "light": lanes.needed(["lab1"], fleet),
+        "heavy": lanes.needed(["lab2"], fleet),
+        "fleet": lanes.needed(["all"], fleet),
+        "unmeasured": lanes.needed(["drill1"], fleet),
+    }
+    # The unmeasured module weighs the median (50): between the two others.
+    assert lanes.priority(needs, {"light": 10.0, "heavy": 90.0, "fleet": 50.0}) == [
+        "fleet",
+        "heavy",
+        "unmeasured",
+        "light",
+    ]
+
+
+def test_a_free_worker_takes_the_first_module_on_hosts_the_other_does_not_hold() -> None:
+    needs = {"a": ["lab1"], "b": ["lab1", "drill1"], "c": ["lab2"], "d": ["lab1"]}
+    assert lanes.pick(["a", "b", "c", "d"], needs, busy={"lab1"}) == "c"
+    assert lanes.pick(["a", "b", "c", "d"], needs, busy={"drill1"}) == "a"
+    assert lanes.pick(["a", "b", "c", "d"], needs, busy=set()) == "a"
+    # Every module left shares a host: the first one, which will wait for it.
+    assert lanes.pick(["b", "d"], needs, busy={"lab1"}) == "b"
+    assert lanes.pick([], needs, busy=set()) is None
