@@ -1,5 +1,5 @@
 """Write tests/harness/weights.json, each integration module's time in seconds, from a `make test` run's
-.build/times.tsv (STACKOPS_TIMES): the scheduler plans the workers' modules on it (tests/harness/lanes.py).
+.build/times.tsv (STACKOPS_TIMES): the scheduler hands out the heaviest modules first (tests/harness/lanes.py).
 
 The first setup of a module is counted up to 5 s only: it includes the wait for its hosts' locks.
 """
