@@ -133,16 +133,23 @@ class Tools:
     def __init__(self, module: t.Any, params: dict[str, t.Any], application: str) -> None:
         self.module = module
         self.params = params
-        self.service: str = params["compose_service"]
-        project = service_project(module, params, self.service, BackupError) if params["compose_project_src"] else None
-        self.project: ComposeProject | None = project
-        self.place = Place(module, BackupError, project, self.service)
+        service: str = params["compose_service"]
+        project = service_project(module, params, service, BackupError) if params["compose_project_src"] else None
+        self.place = Place(module, BackupError, project, service)
         libpq = connect_params(params, application)
         self.env = {"PGAPPNAME": application, "PGCONNECT_TIMEOUT": str(libpq["connect_timeout"])}
         for key, name in (("password", "PGPASSWORD"), ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")):
             if key in libpq and not (project and key == "sslrootcert"):
                 self.env[name] = str(libpq[key])
         self.conn_args = ["-h", str(libpq["host"]), "-p", str(libpq["port"]), "-U", str(libpq["user"]), "-w"]
+
+    @property
+    def project(self) -> ComposeProject | None:
+        return self.place.project
+
+    @property
+    def service(self) -> str:
+        return self.place.service
 
     @property
     def where(self) -> str:

@@ -252,21 +252,21 @@ def run_module(
     the run's private directory: `ansible HOSTS -m MODULE -a JSON` would put the arguments, passwords included, on
     ansible's command line for every user of the machine to read (`ps`). Its output is ad hoc's (the `minimal`
     callback: each host's result in full), so what a module prints stays as visible to the tests as before."""
-    return _run(
-        check,
-        diff,
-        verbosity,
-        timeout,
-        module,
-        play={
-            "name": module,
-            "hosts": hosts,
-            "gather_facts": False,
-            # Through JSON as before: the values a module got from `-a JSON` (tuples as lists, ...).
-            "tasks": [{"name": module, module: json.loads(json.dumps(dict(args)))}],
-        },
+    play = {
+        "name": module,
+        "hosts": hosts,
+        "gather_facts": False,
+        # Through JSON as before: the values a module got from `-a JSON` (tuples as lists, ...).
+        "tasks": [{"name": module, module: json.loads(json.dumps(dict(args)))}],
+    }
+    return run_play(
+        play,
+        check=check,
+        diff=diff,
+        inventory=inventory,
+        verbosity=verbosity,
+        timeout=timeout,
         envvars={"ANSIBLE_STDOUT_CALLBACK": "minimal"},
-        inventory=str(inventory),
     )
 
 
@@ -278,9 +278,12 @@ def run_play(
     inventory: Path = LAB_INVENTORY,
     verbosity: int = 0,
     timeout: int = 600,
+    envvars: Mapping[str, str] | None = None,
 ) -> PlaybookRun:
-    """Run one play written by a test (a file in the run's private directory, like run_module's)."""
-    return _run(check, diff, verbosity, timeout, str(play.get("name", "play")), play=play, inventory=str(inventory))
+    """Run one play written by a test, as a file in the run's private directory: what it holds (passwords too)
+    never reaches a command line."""
+    label = str(play.get("name", "play"))
+    return _run(check, diff, verbosity, timeout, label, play=play, envvars=envvars, inventory=str(inventory))
 
 
 def lab_hosts_of(pattern: str | None) -> list[str]:
