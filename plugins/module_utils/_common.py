@@ -8,12 +8,15 @@ input that several services need (ports, control characters)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing as t
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+Record = t.TypeVar("Record")
 
 
 class StackopsError(Exception):
@@ -40,6 +43,16 @@ def check_no_control_characters(value: str, option: str) -> str:
             "place in it. Remove it."
         )
     return value
+
+
+def options_of(record: type[Record], params: Mapping[str, t.Any], **checked: t.Any) -> Record:
+    """A module's options as its frozen record, built once at the input check: each field from the option of its
+    name, or from `checked`, the values the check turned into what the operations take (parsed, normalised)."""
+    names = [field.name for field in dataclasses.fields(t.cast(t.Any, record))]
+    unknown = sorted(set(checked) - set(names))
+    if unknown:
+        raise TypeError(f"{record.__name__} has no field {', '.join(unknown)}")
+    return record(**{name: checked[name] if name in checked else params[name] for name in names})
 
 
 class StackopsModule(AnsibleModule):

@@ -79,6 +79,41 @@ class ComposeError(StackopsError):
 
 
 @dataclass(frozen=True)
+class ProjectRef:
+    """Where a compose project is and how to call it: the options of common_argument_spec."""
+
+    project_src: str
+    files: tuple[str, ...] = ()
+    project_name: str | None = None
+    env_files: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
+    compose_cli: str | None = None
+
+    @classmethod
+    def of(cls, params: Mapping[str, t.Any]) -> ProjectRef:
+        """From a compose_* module's options (those common_argument_spec names; the optional ones may be absent)."""
+        return cls(
+            project_src=params["project_src"],
+            files=tuple(params.get("files") or ()),
+            project_name=params.get("project_name"),
+            env_files=tuple(params.get("env_files") or ()),
+            profiles=tuple(params.get("profiles") or ()),
+            compose_cli=params.get("compose_cli"),
+        )
+
+    @classmethod
+    def of_service(cls, params: Mapping[str, t.Any]) -> ProjectRef | None:
+        """From the compose_project_* options of project_argument_spec; None when the program runs on the host."""
+        if not params["compose_project_src"]:
+            return None
+        return cls(
+            project_src=params["compose_project_src"],
+            files=tuple(params["compose_files"] or ()),
+            project_name=params["compose_project_name"],
+        )
+
+
+@dataclass(frozen=True)
 class Container:
     id: str
     name: str
@@ -343,17 +378,17 @@ def readiness_problems(
 class ComposeProject:
     """One compose project as the CLI sees it; every call is an argv list through module.run_command."""
 
-    def __init__(self, module: t.Any, params: dict[str, t.Any] | None = None) -> None:
-        """params default to the module's; a module whose compose options have other names passes them mapped."""
+    def __init__(self, module: t.Any, where: ProjectRef | Mapping[str, t.Any]) -> None:
+        """`where` is the project's ProjectRef, or options named as common_argument_spec names them."""
         self.module = module
-        params = module.params if params is None else params
-        self.project_src: str = params["project_src"]
-        self.files: list[str] = params.get("files") or []
-        self.project_name: str | None = params.get("project_name")
-        self.env_files: list[str] = params.get("env_files") or []
-        self.profiles: list[str] = params.get("profiles") or []
+        ref = where if isinstance(where, ProjectRef) else ProjectRef.of(where)
+        self.project_src = ref.project_src
+        self.files = list(ref.files)
+        self.project_name = ref.project_name
+        self.env_files = list(ref.env_files)
+        self.profiles = list(ref.profiles)
         self.check_inputs()
-        self.cli, self.version = self.find_cli(params.get("compose_cli"))
+        self.cli, self.version = self.find_cli(ref.compose_cli)
         self._config: dict[str, t.Any] | None = None
 
     # --- finding things ---------------------------------------------------------------------------------
@@ -593,22 +628,18 @@ class ComposeProject:
 
 
 def service_project(
-    module: t.Any, params: Mapping[str, t.Any], service: str, error: type[StackopsError] = ComposeError
+    module: t.Any, where: ProjectRef | Mapping[str, t.Any], service: str, error: type[StackopsError] = ComposeError
 ) -> ComposeProject:
-    """The project of the compose_project_* options (project_argument_spec), with `service` defined and running;
-    `error` is the exception a module raises when it is not."""
-    project = ComposeProject(
-        module,
-        {
-            "project_src": params["compose_project_src"],
-            "project_name": params["compose_project_name"],
-            "files": params["compose_files"],
-        },
-    )
+    """The project with `service` defined and running; `where` is its ProjectRef, or the compose_project_* options
+    of project_argument_spec. `error` is the exception a module raises when it is not."""
+    ref = where if isinstance(where, ProjectRef) else ProjectRef.of_service(where)
+    if ref is None:
+        raise error(f"Service {service} needs compose_project_src, the folder of its compose project.")
+    project = ComposeProject(module, ref)
     project.check_services([service])
     if not any(c.service == service and c.running for c in project.containers()):
         raise error(
-            f"Service {service} of {params['compose_project_src']} has no running container; "
+            f"Service {service} of {ref.project_src} has no running container; "
             "start it first (stackops.runbooks.compose_service state=started)."
         )
     return project

@@ -28,7 +28,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
     StackopsError,
     check_no_control_characters,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._compose import service_project
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef, service_project
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file, fsync_path, write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder, Step
 from ansible_collections.stackops.runbooks.plugins.module_utils._place import Place
@@ -156,8 +156,7 @@ class Options:
     snapshot_dest: str  # "" without a snapshot
     snapshot_timeout: int
     compose_service: str
-    # compose_project_src, compose_project_name, compose_files: the project of compose_service; None on the host
-    compose_project: Mapping[str, t.Any] | None
+    compose_project: ProjectRef | None  # the project of compose_service; None on the host
 
 
 def check_inputs(p: Mapping[str, t.Any]) -> Options:
@@ -187,7 +186,6 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
             raise MaintenanceError(f"snapshot_timeout must be at least 1 second, not {p['snapshot_timeout']}.")
     elif p["snapshot_dest"]:
         raise MaintenanceError("snapshot_dest is set but snapshot is not; add snapshot: true or drop snapshot_dest.")
-    project = {key: p[key] for key in ("compose_project_src", "compose_project_name", "compose_files")}
     return Options(
         login_host=p["login_host"],
         db=p["db"],
@@ -200,7 +198,7 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
         snapshot_dest=p["snapshot_dest"] or "",
         snapshot_timeout=p["snapshot_timeout"],
         compose_service=p["compose_service"],
-        compose_project=project if p["compose_project_src"] else None,
+        compose_project=ProjectRef.of_service(p),
     )
 
 
@@ -252,7 +250,7 @@ def set_config(r: t.Any, wanted: dict[str, str], names: list[str], atomic: bool)
 class Files:
     """Where Redis's files are: inside a compose service, or on the managed host."""
 
-    def __init__(self, module: t.Any, service: str, compose_project: Mapping[str, t.Any] | None) -> None:
+    def __init__(self, module: t.Any, service: str, compose_project: ProjectRef | None) -> None:
         project = service_project(module, compose_project, service, MaintenanceError) if compose_project else None
         self.place = Place(module, MaintenanceError, project, service)
 

@@ -125,7 +125,11 @@ import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _compose_env
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
-from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject, common_argument_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
+    ComposeProject,
+    ProjectRef,
+    common_argument_spec,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import finish, health_argument_spec
 
 
@@ -137,7 +141,7 @@ def argument_spec() -> dict[str, t.Any]:
 
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
-    project = ComposeProject(module)
+    project = ComposeProject(module, ProjectRef.of(module.params))
     wanted = module.params["services"]
     if wanted:
         project.check_services(wanted)

@@ -141,6 +141,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import e
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
+    ProjectRef,
     common_argument_spec,
 )
 
@@ -190,7 +191,7 @@ def exec_args(params: dict[str, t.Any]) -> list[str]:
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
     args = exec_args(params)
-    project = ComposeProject(module)
+    project = ComposeProject(module, ProjectRef.of(module.params))
     project.check_services([params["service"]])
     running = [c for c in project.containers() if c.service == params["service"] and c.running]
     if not running:

@@ -201,7 +201,11 @@ from dataclasses import dataclass
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
-from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject, common_argument_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
+    ComposeProject,
+    ProjectRef,
+    common_argument_spec,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._images import (
     Docker,
     ImageError,
@@ -393,7 +397,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
     if params["registry_timeout"] <= 0:
         raise ImageError(f"registry_timeout must be more than 0 seconds, not {params['registry_timeout']}.")
-    project = ComposeProject(module)
+    project = ComposeProject(module, ProjectRef.of(module.params))
     wanted = params["services"] or sorted(project.services)
     project.check_services(wanted)
     docker = Docker(project)

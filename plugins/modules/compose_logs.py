@@ -151,6 +151,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import e
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
+    ProjectRef,
     common_argument_spec,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
@@ -252,7 +253,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     check_output(params)
     keep = line_filter(params["pattern"], params["ignore_case"])
     tail = check_tail(params["tail"])
-    project = ComposeProject(module)
+    project = ComposeProject(module, ProjectRef.of(module.params))
     services = params["services"] or []
     project.check_services(services)
     read = project.logs(services, tail=tail, since=params["since"], timestamps=params["timestamps"]).splitlines()

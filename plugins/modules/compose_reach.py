@@ -141,6 +141,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils import _reach as
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
+    ProjectRef,
     common_argument_spec,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import finish, health_argument_spec
@@ -203,7 +204,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     limit = params["timeout"]
     if not 0.1 <= limit <= 60:
         raise reach.ReachError(f"timeout must be from 0.1 to 60 seconds, not {limit:g}.")
-    project = ComposeProject(module)
+    project = ComposeProject(module, ProjectRef.of(module.params))
     project.check_services(params["services"] or [])
     sources = sorted(params["services"] or project.services)
     edges, unresolved = reach.plan(project.services, sources, params["depends_on"], params["edges"], params["targets"])

@@ -209,15 +209,18 @@ logs:
   elements: str
 """
 
+import dataclasses
 import typing as t
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
     Container,
+    ProjectRef,
     by_service,
     common_argument_spec,
     dependencies_of,
@@ -251,8 +254,26 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
-def check_params(params: dict[str, t.Any]) -> dict[str, int]:
-    """Validate what the argument spec cannot; return the scale as ints."""
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """compose_service's options once checked: what the planner and executor read, instead of the params."""
+
+    project: ProjectRef
+    services: tuple[str, ...]  # empty: every service of the project
+    state: str
+    recreate: str
+    dependencies: bool
+    pull: str
+    build: str
+    scale: Mapping[str, int]
+    wait: bool
+    wait_timeout: int
+    timeout: int | None
+    remove_volumes: bool
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot, and turn the scale into ints."""
     if params["remove_volumes"] and not params["confirm"]:
         raise ComposeError("remove_volumes=true deletes the project's volumes and their data; add confirm=true.")
     if params["remove_volumes"] and params["state"] != "absent":
@@ -270,34 +291,36 @@ def check_params(params: dict[str, t.Any]) -> dict[str, int]:
         if count < 0:
             raise ComposeError(f"scale[{name!r}] is {count}; a service cannot have fewer than 0 containers.")
         scale[name] = count
-    return scale
+    return options_of(
+        Options, params, project=ProjectRef.of(params), services=tuple(params["services"] or ()), scale=scale
+    )
 
 
-def up_args(params: dict[str, t.Any], scale: dict[str, int], start: bool) -> list[str]:
+def up_args(o: Options, scale: Mapping[str, int], start: bool) -> list[str]:
     args = ["up", "--detach"] if start else ["up", "--no-start"]
-    if not start or params["recreate"] == "never":
+    if not start or o.recreate == "never":
         args.append("--no-recreate")
-    elif params["recreate"] == "always":
+    elif o.recreate == "always":
         args.append("--force-recreate")
-    if params["pull"] != "policy":
-        args += ["--pull", params["pull"]]
-    if params["build"] == "always":
+    if o.pull != "policy":
+        args += ["--pull", o.pull]
+    if o.build == "always":
         args.append("--build")
-    elif params["build"] == "never":
+    elif o.build == "never":
         args.append("--no-build")
     for name, count in sorted(scale.items()):
         args += ["--scale", f"{name}={count}"]
-    if params["timeout"] is not None and start:
-        args += ["--timeout", str(params["timeout"])]
+    if o.timeout is not None and start:
+        args += ["--timeout", str(o.timeout)]
     return args
 
 
-def stop_args(params: dict[str, t.Any], verb: str) -> list[str]:
-    return [verb, *(["--timeout", str(params["timeout"])] if params["timeout"] is not None else [])]
+def stop_args(o: Options, verb: str) -> list[str]:
+    return [verb, *(["--timeout", str(o.timeout)] if o.timeout is not None else [])]
 
 
 def plan_restart(
-    project: ComposeProject, params: dict[str, t.Any], before: list[Container], wanted: list[str]
+    project: ComposeProject, o: Options, before: list[Container], wanted: list[str]
 ) -> list[tuple[str | None, list[str]]]:
     """(service, compose args) per service, in dependency order: recreate when its configuration changed (a plain
     restart keeps the stale one), restart when it runs, start it when it is stopped, create it when missing.
@@ -305,21 +328,21 @@ def plan_restart(
     Never `up --no-deps`: Compose 2.26.1 recreates a service that has depends_on under --no-deps although nothing
     changed, and the container it makes carries a config hash that the next plain `up` recreates again."""
     steps: list[tuple[str | None, list[str]]] = []
-    for name in dependency_order(project.services, wanted, params["dependencies"]):
+    for name in dependency_order(project.services, wanted, o.dependencies):
         mine = [c for c in before if c.service == name]
-        recreate = bool(mine) and params["recreate"] == "always"
-        if mine and params["recreate"] == "auto":
+        recreate = bool(mine) and o.recreate == "always"
+        if mine and o.recreate == "auto":
             _rc, _out, err = project.call("up", "--dry-run", "--detach", name, check=False)
             names = {c.name for c in mine}
             recreate = any(n in names and status == "Recreate" for _kind, n, status in parse_dry_run(err)[0])
         if recreate:
-            steps.append((name, [*up_args({**params, "recreate": "always"}, {}, True), name]))
+            steps.append((name, [*up_args(dataclasses.replace(o, recreate="always"), {}, True), name]))
         elif any(c.running for c in mine):
-            steps.append((name, [*stop_args(params, "restart"), name]))
+            steps.append((name, [*stop_args(o, "restart"), name]))
         elif mine:
             steps.append((name, ["start", name]))
         else:
-            steps.append((name, [*up_args(params, {}, True), name]))
+            steps.append((name, [*up_args(o, {}, True), name]))
     return steps
 
 
@@ -346,19 +369,18 @@ def predict_up(
 
 def plan(
     project: ComposeProject,
-    params: dict[str, t.Any],
-    scale: dict[str, int],
+    o: Options,
     before: list[Container],
     wanted: list[str],
     everything: bool,
 ) -> tuple[list[tuple[str | None, list[str]]], list[str]]:
     """The compose commands this run needs, and warnings. An empty list means nothing to do. A real `started`
     run always calls `up` (idempotent by itself); only check mode needs the prediction."""
-    state = params["state"]
+    state, scale = o.state, o.scale
     mine = [c for c in before if c.service in wanted]
     targets = [] if everything else wanted
     if state == "started":
-        args = [*up_args(params, scale, True), *targets]
+        args = [*up_args(o, scale, True), *targets]
         if not project.module.check_mode:
             return [(None, args)], []
         expected = [n for n in dependencies_of(project.services, wanted) if scale.get(n, 1) > 0]
@@ -367,17 +389,17 @@ def plan(
     if state == "present":
         counts = {name: sum(1 for c in mine if c.service == name) for name in wanted}
         needs = any(counts[name] < scale.get(name, 1) for name in wanted)
-        return ([(None, [*up_args(params, scale, False), *targets])] if needs else []), []
+        return ([(None, [*up_args(o, scale, False), *targets])] if needs else []), []
     if state == "stopped":
-        return ([(None, [*stop_args(params, "stop"), *wanted])] if any(c.running for c in mine) else []), []
+        return ([(None, [*stop_args(o, "stop"), *wanted])] if any(c.running for c in mine) else []), []
     if state == "restarted":
-        return plan_restart(project, params, before, wanted), []
-    volumes = project.volumes() if params["remove_volumes"] and everything else []
-    if not mine and not volumes:
+        return plan_restart(project, o, before, wanted), []
+    volumes = ["--volumes"] if o.remove_volumes else []
+    if not mine and not (o.remove_volumes and everything and project.volumes()):
         return [], []
     if everything:
-        return [(None, [*stop_args(params, "down"), *(["--volumes"] if params["remove_volumes"] else [])])], []
-    return [(None, ["rm", "--stop", "--force", *(["--volumes"] if params["remove_volumes"] else []), *wanted])], []
+        return [(None, [*stop_args(o, "down"), *volumes])], []
+    return [(None, ["rm", "--stop", "--force", *volumes, *wanted])], []
 
 
 def state_view(containers: list[Container], wanted: list[str]) -> dict[str, dict[str, str]]:
@@ -388,14 +410,14 @@ def state_view(containers: list[Container], wanted: list[str]) -> dict[str, dict
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    scale = check_params(params)
-    project = ComposeProject(module)
-    wanted = sorted(params["services"] or project.services)
-    everything = not params["services"]
+    o = check_inputs(module.params)
+    scale = o.scale
+    project = ComposeProject(module, o.project)
+    wanted = sorted(o.services or project.services)
+    everything = not o.services
     project.check_services([*wanted, *scale])
     before = project.containers()
-    steps, warnings = plan(project, params, scale, before, wanted, everything)
+    steps, warnings = plan(project, o, before, wanted, everything)
     for warning in warnings:
         module.warn(warning)
     result: dict[str, t.Any] = {
@@ -408,14 +430,14 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
 
     for name, args in steps:
         project.call(*args)
-        if name and params["wait"]:
-            project.wait_ready([name], params["wait_timeout"])
-    if params["wait"] and params["state"] == "started":
+        if name and o.wait:
+            project.wait_ready([name], o.wait_timeout)
+    if o.wait and o.state == "started":
         ready_for = [n for n in dependencies_of(project.services, wanted) if scale.get(n, 1) > 0]
-        after = project.wait_ready(ready_for, params["wait_timeout"])
+        after = project.wait_ready(ready_for, o.wait_timeout)
     else:
         after = project.containers()
-    changed = fingerprint(before) != fingerprint(after) or bool(steps and params["state"] == "restarted")
+    changed = fingerprint(before) != fingerprint(after) or bool(steps and o.state == "restarted")
     result.update(changed=changed, services=by_service(after, project.services, wanted))
     if module._diff:
         result["diff"] = {"before": state_view(before, wanted), "after": state_view(after, wanted)}

@@ -176,6 +176,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import S
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
     Container,
+    ProjectRef,
     by_service,
     common_argument_spec,
 )
@@ -305,7 +306,7 @@ def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
     """Services, their restarts and nginx's config test: one project read, then one exec."""
     params = module.params
     th = merge_thresholds(DEFAULTS, params["thresholds"])
-    project = ComposeProject(module)
+    project = ComposeProject(module, ProjectRef.of(module.params))
     wanted = sorted(params["services"] or project.services)
     project.check_services(wanted + ([params["nginx_service"]] if params["nginx_service"] else []))
     containers = project.containers()

@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _backup
 from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as rm
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis_maintenance import MaintenanceError
 
 # The start of a real RDB file written by Redis 7.0.15 (drill1), then its auxiliary fields.
@@ -173,11 +174,7 @@ def test_confirmed_inputs_pass_as_typed_options() -> None:
     )
     assert dict(deleting.config) == {"maxmemory": "1gb", "appendonly": "yes"}
     assert (deleting.flush, deleting.snapshot_dest) == ("", "")
-    assert deleting.compose_project == {
-        "compose_project_src": "/srv/app",
-        "compose_project_name": None,
-        "compose_files": [],
-    }
+    assert deleting.compose_project == ProjectRef("/srv/app")
     with pytest.raises(AttributeError):
         deleting.batch_size = 1  # type: ignore[misc]
 
