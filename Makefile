@@ -64,7 +64,7 @@ lab-status: venv
 	$(BIN)/python lab/lab.py status
 
 # The main job on the lab: health check, nightly backup of lab1 and lab2, restore drill onto drill1 (its progress,
-# a one-screen summary and the report's paths).
+# a one-screen summary and the report's paths; ansible-runner's artifacts of the run stay in ./stackops-runs).
 demo: lab-up
 	ansible-playbook -i inventories/lab stackops.runbooks.health_check
 	ansible-playbook -i inventories/lab stackops.runbooks.backup

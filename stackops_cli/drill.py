@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import sys
 import tempfile
 import time
@@ -35,6 +37,15 @@ EXIT_USAGE = 64
 # How many failed or unreachable databases the summary lists before it only counts them: it fits one screen.
 SUMMARY_ROWS = 15
 OUTPUT_TAIL = 20
+# Where each run's ansible-runner artifacts stay, as evidence (job events, stdout, status, rc, command), when
+# --artifacts-dir is not given: relative to the working directory.
+DEFAULT_ARTIFACTS = Path("stackops-runs")
+# The environment variables whose values the kept `command` artifact shows. ansible-runner writes its whole
+# environment there, and an operator's may hold tokens and passwords: every other value is masked.
+SHOWN_ENV = re.compile(
+    r"(PATH|HOME|USER|LOGNAME|LANG|LC_[A-Z]+|PWD|SHELL|TERM|VIRTUAL_ENV|ANSIBLE_(?!\w*(PASS|TOKEN|SECRET|KEY))\w+)"
+)
+MASK = "********"
 
 
 class UsageError(ValueError):
@@ -47,14 +58,31 @@ class DrillOptions:
     limit: str | None = None
     extravars: dict[str, t.Any] = field(default_factory=dict)
     report_dir: Path | None = None
+    vault_password_files: tuple[Path, ...] = ()
+    vault_ids: tuple[str, ...] = ()
+    user: str | None = None
+    private_key: Path | None = None
+    verbosity: int = 0
+    artifacts_dir: Path = DEFAULT_ARTIFACTS
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DrillOptions:
+        for path in args.vault_password_files or []:
+            if not Path(path).is_file():
+                raise UsageError(f"--vault-password-file {path}: no such file; give the file that holds the password")
+        if args.private_key and not Path(args.private_key).is_file():
+            raise UsageError(f"--private-key {args.private_key}: no such file; give the SSH private key's path")
         return cls(
             inventory=Path(args.inventory) if args.inventory else None,
             limit=args.limit or None,
             extravars=parse_extra_vars(args.extra_vars or []),
             report_dir=Path(args.report_dir) if args.report_dir else None,
+            vault_password_files=tuple(Path(path) for path in args.vault_password_files or []),
+            vault_ids=tuple(args.vault_ids or []),
+            user=args.user or None,
+            private_key=Path(args.private_key) if args.private_key else None,
+            verbosity=args.verbose,
+            artifacts_dir=Path(args.artifacts_dir) if args.artifacts_dir else DEFAULT_ARTIFACTS,
         )
 
 
@@ -83,6 +111,33 @@ def add_parser(commands: t.Any) -> argparse.ArgumentParser:
         "or a JSON object. May be repeated.",
     )
     parser.add_argument("--report-dir", metavar="DIR", help="where the reports are written (restore_drill_report_dir)")
+    parser.add_argument(
+        "--artifacts-dir",
+        metavar="DIR",
+        help=f"where each run's ansible-runner artifacts are kept as evidence, one folder per run (default: "
+        f"./{DEFAULT_ARTIFACTS})",
+    )
+    parser.add_argument(
+        "--vault-password-file",
+        metavar="FILE",
+        action="append",
+        dest="vault_password_files",
+        help="a vault password file or script, as ansible-playbook takes it. May be repeated.",
+    )
+    parser.add_argument(
+        "--vault-id",
+        metavar="ID",
+        action="append",
+        dest="vault_ids",
+        help="a vault identity (label@source), as ansible-playbook takes it. May be repeated.",
+    )
+    parser.add_argument("-u", "--user", metavar="USER", help="connect as this user (the inventory's ansible_user wins)")
+    parser.add_argument(
+        "--private-key",
+        metavar="FILE",
+        help="the SSH private key file (the inventory's ansible_ssh_private_key_file wins)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more output; -vvv for connection debug")
     return parser
 
 
@@ -121,6 +176,26 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, t.Any]:
     return merged
 
 
+def cmdline(options: DrillOptions, cwd: Path) -> str | None:
+    """ansible-playbook's own options that ansible-runner has no argument for: vault and SSH. Paths, never secrets:
+    the command line is kept in the artifacts and seen by `ps`."""
+    args: list[str] = []
+    for path in options.vault_password_files:
+        args += ["--vault-password-file", str(cwd / path)]
+    for vault_id in options.vault_ids:
+        args += ["--vault-id", vault_id]
+    if options.user:
+        args += ["--user", options.user]
+    if options.private_key:
+        args += ["--private-key", str(cwd / options.private_key)]
+    return shlex.join(args) or None
+
+
+def run_ident(clock: t.Callable[[], float] = time.time) -> str:
+    """The folder of one run's artifacts: when it started (UTC), then the process, so two runs never share one."""
+    return f"drill-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(clock()))}-{os.getpid()}"
+
+
 def runner_args(
     options: DrillOptions,
     environ: Mapping[str, str],
@@ -128,7 +203,7 @@ def runner_args(
     collections: Path = DEFAULT_COLLECTIONS,
     bindir: str = BINDIR,
 ) -> dict[str, t.Any]:
-    """The keyword arguments of ansible_runner.run, less private_data_dir and event_handler."""
+    """The keyword arguments of ansible_runner.run, less private_data_dir, event_handler and ident."""
     path = environ.get("PATH", os.defpath)
     # ansible-playbook is installed beside the Python that runs ansible-runner, which may not be on PATH
     # (`.venv/bin/python -m stackops_cli`).
@@ -152,7 +227,14 @@ def runner_args(
         "extravars": extravars,
         "envvars": envvars,
         "quiet": True,
+        "artifact_dir": str(cwd / options.artifacts_dir),
+        # Keep every run: the folder is the run's evidence, removed by its owner, not by the next run.
+        "rotate_artifacts": 0,
     }
+    if options.verbosity:
+        args["verbosity"] = options.verbosity
+    if (line := cmdline(options, cwd)) is not None:
+        args["cmdline"] = line
     if options.inventory is not None:
         args["inventory"] = str(cwd / options.inventory)
     if (limit := options.limit or None) is not None:
@@ -285,20 +367,44 @@ class DrillRun:
     artifact: dict[str, t.Any] | None
     # The end of ansible-playbook's own output, shown when the run stopped before its verdict.
     output_tail: list[str] = field(default_factory=list)
+    # The run's ansible-runner artifacts, kept.
+    evidence: Path | None = None
+
+
+def private_folder(path: Path) -> Path:
+    """The artifacts folder, made 0700: the runs' output is the operators', not every local user's."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def scrub_command(evidence: Path) -> None:
+    """Mask the environment values in the run's `command` artifact that SHOWN_ENV does not name."""
+    path = evidence / "command"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    env = data.get("env")
+    if isinstance(env, dict):
+        data["env"] = {name: value if SHOWN_ENV.fullmatch(name) else MASK for name, value in env.items()}
+        # Written in place: the file keeps the 0600 that ansible-runner gave it.
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def run(options: DrillOptions, out: t.TextIO = sys.stdout) -> DrillRun:
-    """Run the drill: its ansible-runner status and its set_stats artifact (None when it never reported)."""
+    """Run the drill: its ansible-runner status, its set_stats artifact (None when it never reported) and where
+    ansible-runner's artifacts of the run are kept."""
     progress = Progress(out)
+    args = runner_args(options, os.environ, Path.cwd())
+    ident = run_ident()
+    evidence = private_folder(Path(args["artifact_dir"])) / ident
     with tempfile.TemporaryDirectory(prefix="stackops-drill-") as private_data_dir:
-        runner = ansible_runner.run(
-            private_data_dir=private_data_dir,
-            event_handler=progress,
-            **runner_args(options, os.environ, Path.cwd()),
-        )
+        runner = ansible_runner.run(private_data_dir=private_data_dir, event_handler=progress, ident=ident, **args)
         artifact = progress.artifact or _artifact_from_events(runner.events)
         tail = [] if artifact else runner.stdout.read().splitlines()[-OUTPUT_TAIL:]
-        return DrillRun(str(runner.status), artifact, tail)
+    scrub_command(evidence)
+    return DrillRun(str(runner.status), artifact, tail, evidence)
 
 
 def main(options: DrillOptions, out: t.TextIO = sys.stdout) -> int:
@@ -309,4 +415,6 @@ def main(options: DrillOptions, out: t.TextIO = sys.stdout) -> int:
         return EXIT_RUNNER_ERROR
     out.write("".join(f"{line}\n" for line in result.output_tail))
     out.write("\n".join(render_summary(result.status, result.artifact)) + "\n")
+    if result.evidence is not None:
+        out.write(f"Evidence: {result.evidence} (ansible-runner's job events, stdout, status and command)\n")
     return exit_code(result.status, result.artifact)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
+import tomllib
+import yaml
 
 from harness.paths import REPO
 
@@ -72,6 +76,9 @@ def test_no_argument_runs_the_whole_drill() -> None:
 def test_every_option(tmp_path: Path) -> None:
     vars_file = tmp_path / "drill.yml"
     vars_file.write_text("restore_drill_smoke_queries:\n  - {name: customers, query: SELECT 1, expect: 1}\n")
+    vault_file, key_file = tmp_path / "vault-pass", tmp_path / "id_ed25519"
+    vault_file.write_text("not used here\n")
+    key_file.write_text("not used here\n")
     options = parse(
         "-i",
         "inventories/production",
@@ -89,7 +96,23 @@ def test_every_option(tmp_path: Path) -> None:
         '{"restore_drill_max_rpo_hours": 2.5}',
         "--report-dir",
         "reports",
+        "--artifacts-dir",
+        "evidence",
+        "--vault-password-file",
+        str(vault_file),
+        "--vault-password-file",
+        str(vault_file),
+        "--vault-id",
+        "prod@prompt",
+        "-u",
+        "deploy",
+        "--private-key",
+        str(key_file),
+        "-vv",
     )
+    assert options.artifacts_dir == Path("evidence")
+    assert options.vault_password_files == (vault_file, vault_file) and options.vault_ids == ("prod@prompt",)
+    assert (options.user, options.private_key, options.verbosity) == ("deploy", key_file, 2)
     assert options.inventory == Path("inventories/production")
     assert options.limit == "app-eu-1.example.com"
     assert options.report_dir == Path("reports")
@@ -118,6 +141,8 @@ def test_an_empty_value_is_an_empty_string() -> None:
         (["drill", "-e", "@/nonexistent/drill.yml"], "cannot read"),
         (["drill", "-e", "{not json"], "not a JSON object"),
         (["drill", "--bogus"], "unrecognized arguments"),
+        (["drill", "--vault-password-file", "/nonexistent/pass"], "--vault-password-file /nonexistent/pass: no such"),
+        (["drill", "--private-key", "/nonexistent/key"], "--private-key /nonexistent/key: no such file"),
         ([], "required"),
     ],
 )
@@ -148,6 +173,31 @@ def test_module_entry_point_answers_help() -> None:
     assert "--report-dir" in proc.stdout and "KEY=VALUE" in proc.stdout
 
 
+def test_pip_installs_the_stackops_command(tmp_path: Path) -> None:
+    """pyproject.toml builds the package and its console script (built from a copy: a build in the checkout would
+    leave build/ and egg-info there)."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "stackops_cli", source / "stackops_cli", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", source)
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)]
+    subprocess.run(pip, check=True, capture_output=True)
+    command = [str(target / "bin" / "stackops"), "drill"]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    shown = subprocess.run([*command, "--help"], env=env, capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("usage: stackops drill") and "--vault-password-file" in shown.stdout
+    refused = subprocess.run(
+        [*command, "--private-key", str(tmp_path / "none")], env=env, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == drill.EXIT_USAGE and "--private-key" in refused.stderr
+
+
+def test_the_package_has_the_collections_version() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["version"] == yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+
+
 # What ansible-runner is given
 
 
@@ -170,8 +220,63 @@ def test_runner_args(tmp_path: Path) -> None:
             "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
         },
         "quiet": True,
+        "artifact_dir": str(tmp_path / "stackops-runs"),
+        "rotate_artifacts": 0,
     }
     assert options.extravars == {"restore_drill_amcheck": False}, "the caller's options are not changed"
+
+
+def test_vault_and_ssh_options_reach_ansible_playbook_as_paths(tmp_path: Path) -> None:
+    options = drill.DrillOptions(
+        vault_password_files=(Path("pass one"), Path("/etc/two")),
+        vault_ids=("prod@/etc/prod-pass",),
+        user="deploy",
+        private_key=Path("keys/id"),
+        verbosity=3,
+        artifacts_dir=Path("/var/evidence"),
+    )
+    args = drill.runner_args(options, {"PATH": "/bin"}, tmp_path, bindir="/bin")
+    assert args["cmdline"] == (
+        f"--vault-password-file '{tmp_path}/pass one' --vault-password-file /etc/two --vault-id prod@/etc/prod-pass "
+        f"--user deploy --private-key {tmp_path}/keys/id"
+    )
+    assert (args["verbosity"], args["artifact_dir"]) == (3, "/var/evidence")
+    assert "cmdline" not in drill.runner_args(drill.DrillOptions(), {"PATH": "/bin"}, tmp_path, bindir="/bin")
+
+
+def test_a_run_is_named_by_its_start_and_process() -> None:
+    assert drill.run_ident(lambda: 1796608800.0) == f"drill-20261207T020000Z-{os.getpid()}"
+
+
+def test_the_kept_command_masks_every_value_but_the_plain_settings(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_CONFIG": "/srv/ansible.cfg",
+        "ANSIBLE_VAULT_PASSWORD_FILE": "/etc/vault-pass",
+        "ANSIBLE_BECOME_PASS": "hunter2",
+        "CONTROLLER_OAUTH_TOKEN": "tok-123",
+        "STACKOPS_PG_PASSWORD": "pw-456",
+    }
+    command = tmp_path / "command"
+    command.write_text(json.dumps({"command": ["ansible-playbook"], "cwd": "/srv", "env": env}))
+    command.chmod(0o600)
+    drill.scrub_command(tmp_path)
+    kept = json.loads(command.read_text())
+    assert kept["command"] == ["ansible-playbook"] and kept["cwd"] == "/srv"
+    assert kept["env"] == {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_CONFIG": "/srv/ansible.cfg",
+        "ANSIBLE_VAULT_PASSWORD_FILE": drill.MASK,
+        "ANSIBLE_BECOME_PASS": drill.MASK,
+        "CONTROLLER_OAUTH_TOKEN": drill.MASK,
+        "STACKOPS_PG_PASSWORD": drill.MASK,
+    }
+    assert command.stat().st_mode & 0o777 == 0o600
+    drill.scrub_command(tmp_path / "missing")  # a run that never started leaves no command file
 
 
 def test_runner_env_prefers_the_callers_settings(tmp_path: Path) -> None:
@@ -288,10 +393,13 @@ def test_summary_without_a_verdict() -> None:
 
 
 def test_main_prints_the_summary_and_returns_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(drill, "run", lambda options, out: drill.DrillRun("failed", fake_artifact("fail", bad=1)))
+    evidence = Path("stackops-runs/drill-20261207T020000Z-1")
+    run = drill.DrillRun("failed", fake_artifact("fail", bad=1), [], evidence)
+    monkeypatch.setattr(drill, "run", lambda options, out: run)
     out = io.StringIO()
     assert drill.main(drill.DrillOptions(), out) == drill.EXIT_FAIL
     assert "FAIL - 2/3 databases passed" in out.getvalue()
+    assert out.getvalue().splitlines()[-1].startswith(f"Evidence: {evidence} (ansible-runner's job events")
 
 
 def test_main_shows_why_a_run_gave_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -332,7 +440,9 @@ def test_run_hands_the_events_to_the_progress_display(monkeypatch: pytest.Monkey
     monkeypatch.setattr(drill.ansible_runner, "run", fake_run)
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
-    assert drill.run(drill.DrillOptions(limit="lab1"), out) == drill.DrillRun("successful", artifact, [])
+    result = drill.run(drill.DrillOptions(limit="lab1"), out)
+    assert result == drill.DrillRun("successful", artifact, [], tmp_path / "stackops-runs" / seen["ident"])
+    assert (tmp_path / "stackops-runs").stat().st_mode & 0o777 == 0o700
     assert seen["playbook"] == "stackops.runbooks.restore_drill" and seen["limit"] == "lab1"
     assert Path(seen["private_data_dir"]).name.startswith("stackops-drill-")
     assert "TASK Name the run" in out.getvalue()
