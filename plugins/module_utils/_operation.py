@@ -58,10 +58,12 @@ class Recorder:
         finally:
             self.timings[operation] = round(time.monotonic() - started, 3)
 
-    def outcome(self, diff: bool, **fields: t.Any) -> dict[str, t.Any]:
-        """The module's result: changed, the audit list, the operations' fields and timings, the diff when asked."""
+    def outcome(self, diff: bool, *, timed: bool = True, **fields: t.Any) -> dict[str, t.Any]:
+        """The module's result: changed, the audit list, the operations' fields and timings (unless the module
+        reports its times itself: timed=False), the diff when asked."""
         result = {"changed": self.changed, self.audit: self.commands, **fields, **self.result}
-        result["timings"] = self.timings
+        if timed:
+            result["timings"] = self.timings
         if diff:
             result["diff"] = {"before": self.before, "after": self.after}
         return result

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils import _backup, _pgdump
+from ansible_collections.stackops.runbooks.plugins.module_utils import _backup, _pgdump, _restore_plan
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import BackupError, BackupSet
 from ansible_collections.stackops.runbooks.plugins.modules import pg_backup, pg_restore
 
@@ -674,7 +674,7 @@ def test_pg_backup_refuses(given: dict[str, t.Any], message: str) -> None:
     ],
 )
 def test_pg_restore_accepts(given: dict[str, t.Any]) -> None:
-    pg_restore.check_inputs(restore_params(**given))
+    _restore_plan.check_inputs(restore_params(**given))
 
 
 @pytest.mark.parametrize(
@@ -692,7 +692,7 @@ def test_pg_restore_accepts(given: dict[str, t.Any]) -> None:
 )
 def test_pg_restore_refuses(given: dict[str, t.Any], message: str) -> None:
     with pytest.raises(BackupError) as caught:
-        pg_restore.check_inputs(restore_params(**given))
+        _restore_plan.check_inputs(restore_params(**given))
     assert str(caught.value).startswith(message)
 
 
@@ -707,12 +707,13 @@ SESSIONS = [
 ]
 
 
-def plan(target: pg_restore.Target, roles: list[str] | None = None, **given: t.Any) -> list[str]:
-    return pg_restore.plan_restore(restore_params(**given), ROOT, target, SCRATCH, PREVIOUS, roles or [])
+def plan(target: _restore_plan.Target, roles: list[str] | None = None, **given: t.Any) -> list[str]:
+    o = _restore_plan.check_inputs(restore_params(**given))
+    return [step.command for step in _restore_plan.plan_restore(o, ROOT, target, SCRATCH, PREVIOUS, roles or [])]
 
 
 def test_plan_for_a_new_database() -> None:
-    assert plan(pg_restore.Target(exists=False)) == [
+    assert plan(_restore_plan.Target(exists=False)) == [
         f"verify {ROOT} against its manifest",
         f"create database {SCRATCH} and restore the dump into it with pg_restore --exit-on-error",
         f"ANALYZE {SCRATCH} and compare its row counts, objects and sequences with the manifest",
@@ -723,7 +724,7 @@ def test_plan_for_a_new_database() -> None:
 
 
 def test_plan_of_a_drill_replaces_nothing() -> None:
-    target = pg_restore.Target(exists=True, tables=["public.customers"], sessions=SESSIONS)
+    target = _restore_plan.Target(exists=True, tables=["public.customers"], sessions=SESSIONS)
     steps = plan(target, operation="drill", amcheck=True, smoke_queries=[{"name": "customers", "query": "SELECT 1"}])
     assert steps[-2:] == [
         "check the sentinel row, amcheck, smoke query customers",
@@ -733,7 +734,7 @@ def test_plan_of_a_drill_replaces_nothing() -> None:
 
 
 def test_plan_replacing_a_database() -> None:
-    target = pg_restore.Target(exists=True, tables=["public.customers"], sessions=SESSIONS)
+    target = _restore_plan.Target(exists=True, tables=["public.customers"], sessions=SESSIONS)
     steps = plan(target, ["reporting", 'Report "Team"'], force=True, terminate_connections=True, keep_previous=1)
     assert steps == [
         f"verify {ROOT} against its manifest",
@@ -750,14 +751,15 @@ def test_plan_replacing_a_database() -> None:
 
 def test_plan_an_empty_existing_database_needs_no_force() -> None:
     assert (
-        plan(pg_restore.Target(exists=True))[-1] == f"in one transaction, rename app to {PREVIOUS} and {SCRATCH} to app"
+        plan(_restore_plan.Target(exists=True))[-1]
+        == f"in one transaction, rename app to {PREVIOUS} and {SCRATCH} to app"
     )
 
 
 def test_plan_refuses_a_database_with_tables_without_force() -> None:
     tables = [f"public.t{n}" for n in range(1, 8)]
     with pytest.raises(BackupError) as caught:
-        plan(pg_restore.Target(exists=True, tables=tables, sessions=SESSIONS))
+        plan(_restore_plan.Target(exists=True, tables=tables, sessions=SESSIONS))
     assert str(caught.value) == (
         "Database app holds 7 tables (public.t1, public.t2, public.t3, public.t4, public.t5 ...). Replacing it needs "
         f"force=true; it would be kept as {PREVIOUS}. Nothing was changed."
@@ -766,7 +768,7 @@ def test_plan_refuses_a_database_with_tables_without_force() -> None:
 
 def test_plan_refuses_connected_sessions_without_terminate_connections() -> None:
     with pytest.raises(BackupError) as caught:
-        plan(pg_restore.Target(exists=True, tables=["public.t"], sessions=SESSIONS), force=True)
+        plan(_restore_plan.Target(exists=True, tables=["public.t"], sessions=SESSIONS), force=True)
     assert str(caught.value) == (
         "2 sessions are connected to app: pid 4242 app@10.0.0.5 (web), pid 4243 app@local (psql). Stop the "
         "application first (the restore playbook does), or set terminate_connections=true. Nothing was changed."

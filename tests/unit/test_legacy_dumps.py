@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils import _pgdump
+from ansible_collections.stackops.runbooks.plugins.module_utils import _pgdump, _restore_plan
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import BackupError, BackupSet
 from ansible_collections.stackops.runbooks.plugins.modules import pg_backup, pg_restore
 
@@ -322,11 +322,10 @@ def test_a_plain_dump_in_src_is_told_from_a_backup_set(tmp_path: Path) -> None:
     backup.mkdir()
     (backup / "manifest.json").write_text("{}")
     (backup / "globals.sql").write_text("")
-    params = {"pick": None, "src": str(legacy)}
-    assert pg_restore.plain_source(params) == str(legacy)
-    assert pg_restore.plain_source({**params, "src": str(backup / "globals.sql")}) is None
-    assert pg_restore.plain_source({**params, "src": str(backup)}) is None
-    assert pg_restore.plain_source({**params, "pick": "latest", "src": str(tmp_path)}) is None
+    assert _restore_plan.plain_source(str(legacy), None) == str(legacy)
+    assert _restore_plan.plain_source(str(backup / "globals.sql"), None) is None
+    assert _restore_plan.plain_source(str(backup), None) is None
+    assert _restore_plan.plain_source(str(tmp_path), "latest") is None
 
 
 def test_a_plain_dump_restores_with_psql_in_the_plan() -> None:
@@ -336,8 +335,10 @@ def test_a_plain_dump_restores_with_psql_in_the_plan() -> None:
         "src": str(PLAIN),
         "force": True,
     }
-    target = pg_restore.Target(exists=True, tables=["shop.items"])
-    steps = pg_restore.plan_restore(params, str(PLAIN), target, "app_restore_1", "app_pre_restore_1", [], plain=True)
+    target = _restore_plan.Target(exists=True, tables=["shop.items"])
+    o = _restore_plan.check_inputs(params)
+    plan = _restore_plan.plan_restore(o, str(PLAIN), target, "app_restore_1", "app_pre_restore_1", [], plain=True)
+    steps = [step.command for step in plan]
     assert steps[:3] == [
         f"read {PLAIN} to its end: a complete pg_dump plain dump",
         "create database app_restore_1 and run the dump in it with psql -X -v ON_ERROR_STOP=1 --single-transaction",
@@ -348,9 +349,11 @@ def test_a_plain_dump_restores_with_psql_in_the_plan() -> None:
 
 def test_the_plain_manifest_carries_what_restore_reads() -> None:
     dump = parse(PLAIN)
-    target = pg_restore.Target(exists=True, settings={"owner": "app", "encoding": "UTF8", "collate": "C", "ctype": "C"})
-    manifest = pg_restore.plain_manifest(str(PLAIN), dump, {"sha256": "ab", "path": str(PLAIN)}, target)
-    assert pg_restore.majors(manifest) == (15, 15)
+    target = _restore_plan.Target(
+        exists=True, settings={"owner": "app", "encoding": "UTF8", "collate": "C", "ctype": "C"}
+    )
+    manifest = _restore_plan.plain_manifest(str(PLAIN), dump, {"sha256": "ab", "path": str(PLAIN)}, target)
+    assert _restore_plan.majors(manifest) == (15, 15)
     assert (manifest["owner"], manifest["collate"], manifest["objects"], manifest["sentinel"]) == (
         "app",
         "C",

@@ -58,3 +58,15 @@ def test_the_audit_list_takes_the_module_s_own_name() -> None:
     rec = Recorder(check=True, audit="queries")
     rec.plan([Step("VACUUM")])
     assert rec.outcome(False)["queries"] == ["VACUUM"] and "commands" not in rec.outcome(False)
+
+
+def test_a_module_that_reports_its_own_times_leaves_timings_out() -> None:
+    rec = Recorder(check=False, audit="plan")
+    with rec.timed("restore"):
+        rec.plan([Step("rename app_restore_1 to app")])
+    rec.result["elapsed"] = {"restore": 0.1, "total": 0.1}
+    assert rec.outcome(False, timed=False) == {
+        "changed": True,
+        "plan": ["rename app_restore_1 to app"],
+        "elapsed": {"restore": 0.1, "total": 0.1},
+    }

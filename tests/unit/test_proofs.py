@@ -9,9 +9,10 @@ import typing as t
 import psycopg2
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils import _proofs
+from ansible_collections.stackops.runbooks.plugins.module_utils import _proofs, _restore
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._restore_plan import check_inputs
 from ansible_collections.stackops.runbooks.plugins.modules import pg_restore
 
 # What PostgreSQL 17 (drill1) answered: CREATE EXTENSION by a login that is not a superuser, on a server without
@@ -252,13 +253,14 @@ def check(
 ) -> tuple[list[dict[str, t.Any]], str | None]:
     """pg_restore's check step of a drill on a restored database whose catalog reads as `found` and which answers
     the rest as recorded: its proofs, and its failure."""
-    monkeypatch.setattr(pg_restore, "must_connect", lambda *args, **kwargs: Recorded(answers or server()))
-    monkeypatch.setattr(pg_restore, "catalog", lambda conn: found)
+    monkeypatch.setattr(_restore, "must_connect", lambda *args, **kwargs: Recorded(answers or server()))
+    monkeypatch.setattr(_restore, "catalog", lambda conn: found)
     spec = pg_restore.argument_spec()
     p = {**{name: option.get("default") for name, option in spec.items()}, "operation": "drill", **params}
     proofs: list[dict[str, t.Any]] = []
     try:
-        pg_restore.Restore(t.cast(t.Any, None), p, None).check("app_restore_1", manifest, proofs)
+        o = check_inputs({**p, "db": "app", "src": "/var/backups/postgres/app-20260101T020000Z"})
+        _restore.Restore(o, None).check("app_restore_1", manifest, proofs)
     except BackupError as exc:
         return proofs, str(exc)
     return proofs, None

@@ -17,12 +17,12 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
     check_no_control_characters,
     check_port,
 )
+from ansible_collections.stackops.runbooks.plugins.module_utils._restore_plan import like_literal
 from ansible_collections.stackops.runbooks.plugins.modules import (
     compose_exec,
     compose_logs,
     docker_prune,
     nginx_config,
-    pg_restore,
     stack_health,
 )
 
@@ -98,7 +98,7 @@ def test_login_db_and_port_are_checked_before_connecting() -> None:
     [("app", "app"), ("%", "\\%"), ("a_b", "a\\_b"), ("50%_off\\x", "50\\%\\_off\\\\x")],
 )
 def test_like_literal_matches_only_the_name(name: str, pattern: str) -> None:
-    assert pg_restore.like_literal(name) == pattern
+    assert like_literal(name) == pattern
 
 
 def test_a_missing_redis_database_is_named_with_the_fix() -> None:
