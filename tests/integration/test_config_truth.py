@@ -1,5 +1,5 @@
 """Configuration truth and container resources on a real Docker Engine (cgroup v1 memory limits enforced), in one
-throw-away compose project reached from lab1: compose_env, stack_health's resource findings through the
+throw-away compose project reached from lab2: compose_env, stack_health's resource findings through the
 health_check role, and collect_diagnostics' bundle, each under its read-only or check-run contract, with docker
 itself as the witness. Every secret of the project is made up for it and must appear in no output, even at -vvv."""
 
@@ -17,7 +17,9 @@ import lab
 from harness.playbook import assert_module_read_only, assert_read_only, check_run, run_module, run_playbook
 from harness.scratch import LOOP, ScratchProject, new_project, service
 
-pytestmark = pytest.mark.lab_hosts("lab1")
+pytestmark = pytest.mark.lab_hosts("lab2")
+# Read from the declaration: the scheduler reads its literal without importing the module.
+HOST_NAME = pytestmark.args[0]
 
 ENV = "stackops.runbooks.compose_env"
 OLD_PW, NEW_PW, JWT, REDIS_PW = "s3cr3t-old-pw", "s3cr3t-new-pw", "jwt-signing-key-0123", "r3dis-pw-xyz"
@@ -68,7 +70,7 @@ def inspect(project: ScratchProject) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def project() -> Iterator[ScratchProject]:
     """One project for the module's tests, which only read it: `up` once (about 5 s), not per test."""
-    scratch = new_project(lab.ROOT / "scratch", "lab1")
+    scratch = new_project(lab.ROOT / "scratch", HOST_NAME)
     try:
         yield started(scratch)
     finally:
@@ -105,9 +107,9 @@ def assert_no_secret(text: str) -> None:
 def test_compose_env_names_what_needs_recreating_without_showing_a_secret(project: ScratchProject) -> None:
     before = inspect(project)
     _check, real = assert_module_read_only(
-        ENV, project.args(services=["app", "plain"], sensitive_names=["SMTP_LOGIN"]), verbosity=3
+        ENV, project.args(services=["app", "plain"], sensitive_names=["SMTP_LOGIN"]), hosts=HOST_NAME, verbosity=3
     )
-    result = real.result("lab1")
+    result = real.result(HOST_NAME)
     assert_no_secret(real.stdout)
     assert result["status"] == "warning"
     [finding] = result["findings"]
@@ -154,9 +156,9 @@ def test_health_check_judges_memory_oom_kills_restarts_and_stale_configuration(
         # Up for less than ten minutes after a restart by Docker is a loop here: a busy machine may take two.
         "health_check_restart_loop_uptime_s": 600,
     }
-    _check, real = assert_read_only("stackops.runbooks.health_check", limit="lab1", extravars=extravars)
+    _check, real = assert_read_only("stackops.runbooks.health_check", limit=HOST_NAME, extravars=extravars)
     assert_no_secret(real.stdout)
-    stack = real.result("lab1", "Read the services, nginx, the configuration, PostgreSQL, Redis and the endpoints")
+    stack = real.result(HOST_NAME, "Read the services, nginx, the configuration, PostgreSQL, Redis and the endpoints")
     found: dict[tuple[str, str], str] = {}
     for f in stack["findings"]:
         found[f["check"], f["severity"]] = found.get((f["check"], f["severity"]), "") + f["message"] + "\n"
@@ -180,7 +182,7 @@ def test_health_check_judges_memory_oom_kills_restarts_and_stale_configuration(
         in (found[("services.restart_loop", "critical")])
     )
     assert ("config.recreate", "warning") in found
-    report = json.loads((tmp_path / "health-lab1.json").read_text())
+    report = json.loads((tmp_path / f"health-{HOST_NAME}.json").read_text())
     assert report["status"] == "critical"
     assert any("runs with another configuration than compose gives it now" in w for w in report["warning"])
 
@@ -195,9 +197,9 @@ def test_collect_diagnostics_bundles_docker_disk_use_networks_and_masked_configu
         "collect_diagnostics_sensitive_names": ["SMTP_LOGIN"],
     }
     # Its check run, which writes nothing, is test_collect_diagnostics' (the new steps only read, in check mode too).
-    run = run_playbook("stackops.runbooks.collect_diagnostics", limit="lab1", extravars=extravars)
+    run = run_playbook("stackops.runbooks.collect_diagnostics", limit=HOST_NAME, extravars=extravars)
     run.assert_ok()
-    fetched = Path(run.artifacts["collect_diagnostics"]["lab1"]["controller_path"])
+    fetched = Path(run.artifacts["collect_diagnostics"][HOST_NAME]["controller_path"])
     everything = "".join(p.read_text() for p in fetched.iterdir())
     assert_no_secret(everything + run.stdout)
     config = json.loads((fetched / "config.json").read_text())
@@ -213,7 +215,9 @@ def test_collect_diagnostics_bundles_docker_disk_use_networks_and_masked_configu
 
 
 def test_compose_env_refuses_an_unknown_service_and_changes_nothing(project: ScratchProject) -> None:
-    run = check_run(run_module, ENV, project.args(services=["api"]), refused="Service(s) api not defined")
-    result = run.result("lab1")
+    run = check_run(
+        run_module, ENV, project.args(services=["api"]), hosts=HOST_NAME, refused="Service(s) api not defined"
+    )
+    result = run.result(HOST_NAME)
     assert "crasher, hog, oomer, plain" in result["msg"] and "fix `services`" in result["msg"], result["msg"]
     assert "Traceback" not in run.stdout and "module_stderr" not in result

@@ -23,10 +23,13 @@ import pytest
 
 import lab
 from harness.labctl import lab_up
-from harness.paths import lab_credentials, lab_postgres_thresholds
+from harness.paths import lab_credentials, lab_hosts, lab_postgres_thresholds
 from harness.playbook import assert_module_read_only, run_module
 
-pytestmark = pytest.mark.lab_hosts("lab1")
+pytestmark = pytest.mark.lab_hosts("lab2")
+# Read from the declaration: the scheduler reads its literal without importing the module.
+HOST_NAME = pytestmark.args[0]
+HOST = lab_hosts()[HOST_NAME]
 
 HTTP = "stackops.runbooks.http_health"
 STACK = "stackops.runbooks.stack_health"
@@ -46,42 +49,37 @@ def lab_endpoints(host: lab.Host) -> list[dict]:
     ]
 
 
-def check(module: str, args: dict, host: str = "lab1") -> dict:
-    run = run_module(module, args, hosts=host)
-    return {**run.result(host), "failed": host in run.failed_hosts()}
+def check(module: str, args: dict) -> dict:
+    run = run_module(module, args, hosts=HOST_NAME)
+    return {**run.result(HOST_NAME), "failed": HOST_NAME in run.failed_hosts()}
 
 
 def messages(result: dict) -> list[str]:
     return [f["message"] for f in result["findings"]]
 
 
-@pytest.fixture
-def lab1(hosts: dict) -> lab.Host:
-    return hosts["lab1"]
-
-
 @pytest.mark.matrix
-def test_lab_endpoints_pass_with_tls_websocket_and_cors(lab1: lab.Host) -> None:
-    runs = assert_module_read_only(HTTP, {"endpoints": lab_endpoints(lab1), "ca_path": ca(lab1)})
-    result = runs[1].result("lab1")
+def test_lab_endpoints_pass_with_tls_websocket_and_cors() -> None:
+    runs = assert_module_read_only(HTTP, {"endpoints": lab_endpoints(HOST), "ca_path": ca(HOST)}, hosts=HOST_NAME)
+    result = runs[1].result(HOST_NAME)
     assert (result["status"], result["findings"], result["is_available"]) == ("ok", [], True)
     endpoints = result["endpoints"]
     assert all(e["ok"] for e in endpoints.values())
     tls = endpoints["tls"]["tls"]
-    assert tls["verified"] is True and tls["subject"] == "lab1.stackops.test" and 300 < tls["days_left"] <= 365
+    assert tls["verified"] is True and tls["subject"] == f"{HOST_NAME}.stackops.test" and 300 < tls["days_left"] <= 365
     assert endpoints["websocket"]["status"] == 101 and endpoints["websocket"]["websocket"]["accept_ok"] is True
     assert endpoints["cors"]["status"] == 204 and endpoints["cors"]["cors"]["allow_origin"] == ORIGIN
 
 
-def test_untrusted_and_soon_expiring_certificates_are_critical(lab1: lab.Host) -> None:
-    tls = [{"name": "tls", "url": f"https://{lab1.addr}/health"}]
+def test_untrusted_and_soon_expiring_certificates_are_critical() -> None:
+    tls = [{"name": "tls", "url": f"https://{HOST.addr}/health"}]
     untrusted = check(HTTP, {"endpoints": tls, "fail_on": "never"})
     assert untrusted["status"] == "critical"
     assert any("tls: certificate not trusted: self-signed certificate" in m for m in messages(untrusted))
     # The endpoint is still asked, so its answer and the certificate's dates are reported.
     assert untrusted["endpoints"]["tls"]["status"] == 200 and untrusted["endpoints"]["tls"]["tls"]["verified"] is False
 
-    expiring = check(HTTP, {"endpoints": tls, "ca_path": ca(lab1), "thresholds": {"tls_expiry_critical_days": 400}})
+    expiring = check(HTTP, {"endpoints": tls, "ca_path": ca(HOST), "thresholds": {"tls_expiry_critical_days": 400}})
     assert expiring["failed"] and expiring["status"] == "critical"
     # The lab's certificate is valid 365 days from its making, so its days left depend on when the test runs.
     assert re.search(r"days left is 36[45](\.\d)?, at or below the critical threshold 400", expiring["msg"])
@@ -113,39 +111,39 @@ def tls_server(addr: str, cert: Path, key: Path) -> Iterator[int]:
         server.server_close()
 
 
-def test_a_certificate_with_three_days_left_is_critical_with_its_date(lab1: lab.Host, tmp_path: Path) -> None:
+def test_a_certificate_with_three_days_left_is_critical_with_its_date(tmp_path: Path) -> None:
     cert, key = tmp_path / "short.crt", tmp_path / "short.key"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3", "-keyout", str(key), "-out",
-         str(cert), "-subj", "/CN=short.stackops.test", "-addext", f"subjectAltName=IP:{lab1.addr}"],
+         str(cert), "-subj", "/CN=short.stackops.test", "-addext", f"subjectAltName=IP:{HOST.addr}"],
         check=True, capture_output=True,
     )  # fmt: skip
-    shutil.copy(cert, lab1.dir / "short-lived.crt")
+    shutil.copy(cert, HOST.dir / "short-lived.crt")
     try:
-        with tls_server(lab1.addr, cert, key) as port:
-            endpoint = {"name": "short", "url": f"https://{lab1.addr}:{port}/"}
-            result = check(HTTP, {"endpoints": [endpoint], "ca_path": str(lab1.dir / "short-lived.crt")})
+        with tls_server(HOST.addr, cert, key) as port:
+            endpoint = {"name": "short", "url": f"https://{HOST.addr}:{port}/"}
+            result = check(HTTP, {"endpoints": [endpoint], "ca_path": str(HOST.dir / "short-lived.crt")})
     finally:
-        (lab1.dir / "short-lived.crt").unlink()
+        (HOST.dir / "short-lived.crt").unlink()
     assert result["failed"] and result["status"] == "critical"
     (finding,) = result["findings"]
     assert finding["check"] == "tls" and 2.9 < finding["value"] <= 3.0
     assert "short certificate short.stackops.test (expires " in finding["message"]
 
 
-def test_refused_origin_failed_upgrade_and_closed_port_are_findings(lab1: lab.Host) -> None:
+def test_refused_origin_failed_upgrade_and_closed_port_are_findings() -> None:
     endpoints = [
-        {"name": "cors", "url": f"http://{lab1.addr}/api/customers/1", "cors_origin": "https://evil.example"},
-        {"name": "not websocket", "url": f"http://{lab1.addr}/health", "websocket": True},
-        {"name": "closed", "url": f"http://{lab1.addr}:9/", "severity": "warning"},
-        {"name": "wrong field", "url": f"http://{lab1.addr}/health", "json": {"status": "ready"}},
+        {"name": "cors", "url": f"http://{HOST.addr}/api/customers/1", "cors_origin": "https://evil.example"},
+        {"name": "not websocket", "url": f"http://{HOST.addr}/health", "websocket": True},
+        {"name": "closed", "url": f"http://{HOST.addr}:9/", "severity": "warning"},
+        {"name": "wrong field", "url": f"http://{HOST.addr}/health", "json": {"status": "ready"}},
     ]
     result = check(HTTP, {"endpoints": endpoints, "timeout": 2, "fail_on": "never"})
     assert not result["failed"] and result["status"] == "critical" and result["is_available"] is False
     found = messages(result)
     assert "cors: does not allow origin https://evil.example (Access-Control-Allow-Origin: None)" in found
     assert "not websocket: answered 200, expected 101" in found
-    assert any(m.startswith("closed: http://127.0.2.1:9/ did not answer: ") for m in found)
+    assert any(m.startswith(f"closed: http://{HOST.addr}:9/ did not answer: ") for m in found)
     assert 'wrong field: expected {"status": "ready"}, got {"status": "ok"}' in found
     severities = {f["message"].split(":")[0]: f["severity"] for f in result["findings"]}
     assert severities["closed"] == "warning" and severities["cors"] == "critical"
@@ -154,9 +152,9 @@ def test_refused_origin_failed_upgrade_and_closed_port_are_findings(lab1: lab.Ho
 @pytest.mark.parametrize(
     ("endpoints", "error"),
     [
-        ([{"url": "ftp://127.0.2.1/"}], "Endpoint URL 'ftp://127.0.2.1/' is not an http:// or https:// URL"),
-        ([{"url": "http://127.0.2.1/"}, {"url": "http://127.0.2.1/"}], "Two endpoints are named 'http://127.0.2.1/'"),
-        ([{"url": "http://127.0.2.1/", "websocket": True, "cors_origin": ORIGIN}], "more than one of websocket"),
+        ([{"url": f"ftp://{HOST.addr}/"}], f"Endpoint URL 'ftp://{HOST.addr}/' is not an http:// or https:// URL"),
+        ([{"url": f"http://{HOST.addr}/"}] * 2, f"Two endpoints are named 'http://{HOST.addr}/'"),
+        ([{"url": f"http://{HOST.addr}/", "websocket": True, "cors_origin": ORIGIN}], "more than one of websocket"),
     ],
 )
 def test_bad_endpoints_are_refused_before_anything_is_asked(endpoints: list, error: str) -> None:
@@ -184,9 +182,9 @@ def stack_args(host: lab.Host, **extra: object) -> dict:
 
 
 @pytest.mark.matrix
-def test_stack_health_reads_every_part_at_once_and_never_changes(lab1: lab.Host) -> None:
-    runs = assert_module_read_only(STACK, stack_args(lab1))
-    result = runs[1].result("lab1")
+def test_stack_health_reads_every_part_at_once_and_never_changes() -> None:
+    runs = assert_module_read_only(STACK, stack_args(HOST), hosts=HOST_NAME)
+    result = runs[1].result(HOST_NAME)
     assert (result["status"], messages(result)) == ("ok", [])
     assert result["parts"] == {"services": "ok", "nginx": "ok", "postgres": "ok", "redis": "ok", "http": "ok"}
     assert set(result["services"]) == {"app", "nginx", "postgres", "redis"}
@@ -198,18 +196,18 @@ def test_stack_health_reads_every_part_at_once_and_never_changes(lab1: lab.Host)
     assert elapsed["total"] < sum(parts)
     # No password in the result (the module's invocation masks them).
     text = str(result)
-    assert lab_credentials("lab1")["stackops_pg_password"] not in text
-    assert lab_credentials("lab1")["stackops_redis_password"] not in text
+    assert lab_credentials(HOST_NAME)["stackops_pg_password"] not in text
+    assert lab_credentials(HOST_NAME)["stackops_redis_password"] not in text
 
 
-def test_stack_health_names_each_broken_part(lab1: lab.Host) -> None:
-    conf = lab1.dir / "nginx" / "conf.d" / "app.conf"
+def test_stack_health_names_each_broken_part() -> None:
+    conf = HOST.dir / "nginx" / "conf.d" / "app.conf"
     original = conf.read_text()
-    lab.compose(lab1, "stop", "redis")
+    lab.compose(HOST, "stop", "redis")
     # A config that fails nginx -t, left on disk but not reloaded: the running nginx still serves the old one.
     conf.write_text(original.replace("proxy_read_timeout 60s;", "proxy_read_timeout sixty;"))
     try:
-        result = check(STACK, stack_args(lab1, fail_on="never"))
+        result = check(STACK, stack_args(HOST, fail_on="never"))
     finally:
         conf.write_text(original)
         lab_up()
@@ -225,7 +223,7 @@ def test_stack_health_names_each_broken_part(lab1: lab.Host) -> None:
     assert {"redis.availability", "nginx", "services", "http.status"} <= checks
     found = messages(result)
     assert any(m.startswith("nginx -t failed: ") and "[emerg]" in m and "proxy_read_timeout" in m for m in found)
-    assert "stackops-lab1-redis-1 is exited (exit code 0)" in found
+    assert f"{HOST.project}-redis-1 is exited (exit code 0)" in found
 
 
 def app_pid(container: str, restarts: int) -> int:
@@ -243,22 +241,22 @@ def app_pid(container: str, restarts: int) -> int:
     raise AssertionError(f"{container} did not run again after {restarts} restarts")
 
 
-def test_a_crash_looping_container_is_counted_and_judged(lab1: lab.Host) -> None:
-    app = lab.compose(lab1, "ps", "-q", "app").stdout.strip()
+def test_a_crash_looping_container_is_counted_and_judged() -> None:
+    app = lab.compose(HOST, "ps", "-q", "app").stdout.strip()
     try:
         for crash in (1, 2):
             # The app's process killed from outside is a crash to Docker (unlike `docker kill`, which counts as a
             # stop by hand): the restart policy brings the container back and counts it.
             os.kill(app_pid(app, crash - 1), signal.SIGKILL)
         app_pid(app, 2)
-        result = check(STACK, {"project_src": str(lab1.dir), "project_name": lab1.project, "fail_on": "never"})
+        result = check(STACK, {"project_src": str(HOST.dir), "project_name": HOST.project, "fail_on": "never"})
     finally:
         # A restart by hand resets the count; then wait until the app is healthy again.
-        lab.compose(lab1, "restart", "app")
-        lab.compose(lab1, "up", "--detach", "--wait", "app")
+        lab.compose(HOST, "restart", "app")
+        lab.compose(HOST, "up", "--detach", "--wait", "app")
     assert result["services"]["app"]["restarts"] == 2
     assert "restarts by Docker of service app is 2, at or above the warning threshold 1" in messages(result)
-    after = check(STACK, {"project_src": str(lab1.dir), "project_name": lab1.project})
+    after = check(STACK, {"project_src": str(HOST.dir), "project_name": HOST.project})
     assert after["services"]["app"]["restarts"] == 0 and after["status"] == "ok"
 
 
@@ -296,14 +294,14 @@ def prometheus(addr: str, workdir: Path) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def test_prometheus_targets_that_are_down_are_named(lab1: lab.Host, tmp_path: Path) -> None:
-    with prometheus(lab1.addr, tmp_path) as url:
+def test_prometheus_targets_that_are_down_are_named(tmp_path: Path) -> None:
+    with prometheus(HOST.addr, tmp_path) as url:
         endpoint = {"name": "prometheus", "url": url, "prometheus_targets": True, "severity": "warning"}
         result = check(HTTP, {"endpoints": [endpoint]})
     assert not result["failed"] and result["status"] == "warning"
     targets = result["endpoints"]["prometheus"]["targets"]
     assert (targets["active"], targets["up"]) == (2, 1)
-    assert [(d["job"], d["instance"]) for d in targets["down"]] == [("dead", f"{lab1.addr}:9")]
+    assert [(d["job"], d["instance"]) for d in targets["down"]] == [("dead", f"{HOST.addr}:9")]
     (message,) = messages(result)
-    assert message.startswith(f"prometheus: 1 of 2 Prometheus targets are not up: dead/{lab1.addr}:9 (")
+    assert message.startswith(f"prometheus: 1 of 2 Prometheus targets are not up: dead/{HOST.addr}:9 (")
     assert "connection refused" in message

@@ -1,4 +1,4 @@
-"""Scaling the app on lab1 behind nginx (role and playbook scale): up to three replicas through the four steps
+"""Scaling the app on lab2 behind nginx (role and playbook scale): up to three replicas through the four steps
 (check mode predicts, the real run starts replica 2 on 8002 and 3 on 8003 healthy and answering before nginx's
 upstream lists them, the second check and run change nothing), then back to one under a GET loop through nginx:
 the replicas leave the upstream (reload confirmed) before they are removed, and no request fails. Bad requests are
@@ -18,10 +18,12 @@ from harness.labctl import lab_up
 from harness.paths import lab_hosts
 from harness.playbook import PlaybookRun, assert_four_step, check_run, run_playbook
 
-pytestmark = pytest.mark.lab_hosts("lab1")
+pytestmark = pytest.mark.lab_hosts("lab2")
+# Read from the declaration: the scheduler reads its literal without importing the module.
+HOST_NAME = pytestmark.args[0]
 
 SCALE = "stackops.runbooks.scale"
-HOST = lab_hosts()["lab1"]
+HOST = lab_hosts()[HOST_NAME]
 LABEL = f"org.stackops.scale.of={HOST.project}/app"
 FAST = {"scale_drain_seconds": 1, "scale_wait_timeout": 60}
 
@@ -47,7 +49,7 @@ def get(port: int, path: str = "/health") -> int:
 
 
 def changed(run: PlaybookRun) -> list[str]:
-    return [task.rsplit(" (", 1)[0] for task in run.changed_tasks()["lab1"]]
+    return [task.rsplit(" (", 1)[0] for task in run.changed_tasks()[HOST_NAME]]
 
 
 class Load(threading.Thread):
@@ -72,7 +74,7 @@ class Load(threading.Thread):
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[bytes]:
-    """lab1's upstream file as it was; afterwards any replica left is removed and lab1 repaired."""
+    """The host's upstream file as it was; afterwards any replica left is removed and the host repaired."""
     site = HOST.dir / "nginx" / "conf.d" / "app.conf"
     before = site.read_bytes()
     try:
@@ -92,7 +94,7 @@ def upstream() -> Iterator[bytes]:
 
 def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
     site = HOST.dir / "nginx" / "conf.d" / "app.conf"
-    runs = assert_four_step(SCALE, limit="lab1", extravars={**FAST, "scale_replicas": 3})
+    runs = assert_four_step(SCALE, limit=HOST_NAME, extravars={**FAST, "scale_replicas": 3})
     # What check mode predicted is what the real run did (the contract compares them): the override, the
     # replicas, then the upstream.
     assert changed(runs[1]) == [
@@ -107,16 +109,16 @@ def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
     text = site.read_text()
     assert all(f"server {HOST.addr}:{port};" in text for port in (8000, 8002, 8003)), text
     assert "keepalive 16;" in text, "the upstream's other directives are kept"
-    applied = runs[1].result("lab1", f"Point the upstream at {HOST.addr}:8000, {HOST.addr}:8002, {HOST.addr}:8003")
+    applied = runs[1].result(HOST_NAME, f"Point the upstream at {HOST.addr}:8000, {HOST.addr}:8002, {HOST.addr}:8003")
     assert applied["validated"] and applied["applied"], applied
-    assert runs[1].artifacts["scale"]["lab1"]["replicas_before"] == 1
-    assert runs[3].artifacts["scale"]["lab1"]["status"] == "unchanged"
+    assert runs[1].artifacts["scale"][HOST_NAME]["replicas_before"] == 1
+    assert runs[3].artifacts["scale"][HOST_NAME]["status"] == "unchanged"
 
     # Back to one under load: out of the upstream (reload confirmed), drained, then removed, the highest first.
     load = Load()
     load.start()
     try:
-        down = run_playbook(SCALE, limit="lab1", extravars={**FAST, "scale_replicas": 1})
+        down = run_playbook(SCALE, limit=HOST_NAME, extravars={**FAST, "scale_replicas": 1})
     finally:
         load.stop.set()
         load.join()
@@ -128,7 +130,7 @@ def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
     ], down.changed_tasks()
     removed = [
         r["item"]["project"]
-        for r in down.result("lab1", "Remove each replica beyond the count, the highest first")["results"]
+        for r in down.result(HOST_NAME, "Remove each replica beyond the count, the highest first")["results"]
     ]
     assert removed == [f"{HOST.project}-app-3", f"{HOST.project}-app-2"]
     assert load.requests > 20 and not load.failures, (load.requests, load.failures[:10])
@@ -145,4 +147,4 @@ def test_scale_up_to_three_then_back_to_one(upstream: bytes) -> None:
     ],
 )
 def test_bad_requests_are_refused_with_nothing_changed(upstream: bytes, extravars: dict, refused: str) -> None:
-    check_run(run_playbook, SCALE, limit="lab1", extravars=extravars, refused=refused)
+    check_run(run_playbook, SCALE, limit=HOST_NAME, extravars=extravars, refused=refused)
