@@ -12,8 +12,10 @@ import pytest
 import redis
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _backup, _pgdump, _redis
+from ansible_collections.stackops.runbooks.plugins.module_utils import _pg_backup_operations as operations
 from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as redis_maintenance
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeError
+from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder
 from ansible_collections.stackops.runbooks.plugins.modules import pg_backup
 
 
@@ -114,7 +116,7 @@ def test_a_failed_snapshot_check_keeps_its_own_message(tmp_path: Path, monkeypat
 
 
 class Module:
-    """What pg_backup's backup() asks of its AnsibleModule outside the dump itself."""
+    """What pg_backup's backup operation asks of its AnsibleModule outside the dump itself."""
 
     check_mode = False
 
@@ -133,12 +135,12 @@ def test_a_backup_failing_on_docker_leaves_no_partial(tmp_path: Path, monkeypatc
     def take(*_args: object) -> dict:
         raise ComposeError(daemon)
 
-    monkeypatch.setattr(pg_backup, "take", take)
+    monkeypatch.setattr(operations, "take", take)
     # The database answered its first connection (checked before dest is touched); the dump is what fails.
-    monkeypatch.setattr(pg_backup, "must_connect", lambda *_args, **_kwargs: io.StringIO())
+    monkeypatch.setattr(operations, "must_connect", lambda *_args, **_kwargs: io.StringIO())
     params = {name: option.get("default") for name, option in pg_backup.argument_spec().items()}
     params.update(db="app", dest=str(tmp_path))
     with pytest.raises(_backup.BackupError) as caught:
-        pg_backup.backup(t.cast(t.Any, Module()), params)
+        operations.backup(t.cast(t.Any, Module()), operations.check_inputs(params), Recorder(check=False))
     assert str(caught.value) == f"The backup of app failed and nothing was kept: {daemon}"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".app.lock"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.stackops.runbooks.plugins.module_utils import _pg_backup_operations as operations
 from ansible_collections.stackops.runbooks.plugins.module_utils import _pgdump, _restore_plan
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import BackupError, BackupSet
 from ansible_collections.stackops.runbooks.plugins.modules import pg_backup, pg_restore
@@ -296,7 +297,9 @@ def test_adopt_inputs_accepted() -> None:
 def test_adopt_refusal(
     given: dict[str, t.Any], server: int, live: list[str] | None, roles: set[str], refused: str
 ) -> None:
-    why = pg_backup.refusal(str(PLAIN), parse(PLAIN), adopt_params(**given), server, live, roles)
+    why = operations.refusal(
+        str(PLAIN), parse(PLAIN), pg_backup.check_inputs(adopt_params(**given)), server, live, roles
+    )
     assert (refused in why) if refused else why == ""
 
 
@@ -307,9 +310,9 @@ def test_a_file_is_adopted_once() -> None:
         BackupSet("x-2", "/d/x-2", "x", 1.0, 1, None, "cd34"),
         BackupSet("app-3", "/d/app-3", None, None, 0, "damaged", None),
     ]
-    assert pg_backup.adopted(sets, "app", "ab12") == sets[1]
-    assert pg_backup.adopted(sets, "app", "cd34") is None  # of another database
-    assert pg_backup.adopted(sets, "app", "ef56") is None
+    assert operations.adopted(sets, "app", "ab12") == sets[1]
+    assert operations.adopted(sets, "app", "cd34") is None  # of another database
+    assert operations.adopted(sets, "app", "ef56") is None
 
 
 # --- pg_restore of a plain dump -----------------------------------------------------------------------------------
