@@ -247,3 +247,25 @@ def test_plan_files_refuses_a_dest_in_a_missing_directory(tmp_path: Path) -> Non
     o = options(dest=str(tmp_path / "sites" / "app.conf"), content="x")
     with pytest.raises(NginxError, match=re.escape(f"The directory of dest {tmp_path}/sites/app.conf does not exist.")):
         ops.plan_files(o, nginx)
+
+
+@pytest.mark.parametrize(("flag_there", "on", "commands"), [(False, True, ["create {flag}"]), (True, True, [])])
+def test_check_mode_plans_the_switch_and_leaves_the_flag(
+    tmp_path: Path, flag_there: bool, on: bool, commands: list[str]
+) -> None:
+    flag = tmp_path / "maintenance" / "on"
+    if flag_there:
+        flag.parent.mkdir()
+        flag.write_bytes(ops.FLAG_CONTENT)
+    o = options(maintenance=on)
+    plan = ops.FilePlan([], ops.maintenance_paths(o, str(tmp_path / "maintenance")), [])
+    switch = ops.plan_switch(o, plan, DUMP)
+    assert [t.url for t in switch.targets] == [
+        "http://127.0.2.1:80/stackops-maintenance-probe",
+        "https://127.0.2.1:443/stackops-maintenance-probe",
+    ]
+    rec = Recorder(check=True)
+    ops.switch_maintenance(o, switch, rec, files_changed=False)
+    assert rec.commands == [c.format(flag=flag) for c in commands]
+    assert rec.changed == bool(commands)
+    assert flag.exists() == flag_there and "maintenance_probe" not in rec.result
