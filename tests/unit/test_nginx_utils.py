@@ -7,13 +7,15 @@ import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
-    Target,
-    listen_address,
     maintenance_snippets,
-    probe_problem,
-    probe_targets,
     switch_upstream,
     under,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._nginx_probe import (
+    Target,
+    listen_address,
+    probe_problem,
+    probe_targets,
 )
 
 SITE = """upstream app {

@@ -10,6 +10,7 @@ import typing as t
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _http, _nginx, _postgres, _redis
+from ansible_collections.stackops.runbooks.plugins.module_utils import _nginx_operations as nginx_operations
 from ansible_collections.stackops.runbooks.plugins.module_utils import _pg_operations as pg_maintenance
 from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as redis_maintenance
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
@@ -178,17 +179,9 @@ def test_geo_non_addresses_are_refused(value: str) -> None:
 
 
 def nginx_params(**extra: t.Any) -> dict[str, t.Any]:
-    base = {
-        "reload_timeout": 10,
-        "websocket_read_timeout": 3600,
-        "websocket_send_timeout": 3600,
-        "upstream_servers": None,
-        "maintenance_allow": [],
-        "maintenance_exempt_paths": ["/health"],
-        "maintenance_probe_urls": [],
-        "maintenance_probe_timeout": 10,
-    }
-    return {**base, **extra}
+    """nginx_config's params as Ansible hands them over: every option at its default, and a TLS report to do."""
+    base = {name: spec.get("default") for name, spec in nginx_config.argument_spec().items()}
+    return {**base, "tls_report": True, **extra}
 
 
 @pytest.mark.parametrize(
@@ -205,9 +198,9 @@ def nginx_params(**extra: t.Any) -> dict[str, t.Any]:
     ],
 )
 def test_nginx_config_refuses_bad_options_before_nginx_is_read(extra: dict[str, t.Any], message: str) -> None:
-    nginx_config.check_params(nginx_params())
+    nginx_operations.check_inputs(nginx_params())
     with pytest.raises(StackopsError, match=message):
-        nginx_config.check_params(nginx_params(**extra))
+        nginx_operations.check_inputs(nginx_params(**extra))
 
 
 @pytest.mark.parametrize(
