@@ -209,7 +209,8 @@ def runner_args(
     # (`.venv/bin/python -m stackops_cli`).
     if bindir not in path.split(os.pathsep):
         path = os.pathsep.join([bindir, path])
-    envvars = {"ANSIBLE_NOCOLOR": "1", "PATH": path}
+    # The run's provenance says it was launched from here (stackops.runbooks.run_provenance's launcher).
+    envvars = {"ANSIBLE_NOCOLOR": "1", "PATH": path, "STACKOPS_LAUNCHER": "cli"}
     if environ.get("ANSIBLE_COLLECTIONS_PATH"):
         envvars["ANSIBLE_COLLECTIONS_PATH"] = environ["ANSIBLE_COLLECTIONS_PATH"]
     elif collections.is_dir():

@@ -23,6 +23,19 @@ STATUSES = ("pass", "fail", "unreachable")
 MARKS = {True: "✓", False: "✗", None: "○"}
 MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])")
 RUN_ID = re.compile(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$")
+# The provenance fields (schema version 2) in the order the reports show them, with their labels.
+PROVENANCE = (
+    ("launch_type", "launched by"),
+    ("user", "user"),
+    ("awx_job_id", "AWX job"),
+    ("awx_job_template", "AWX job template"),
+    ("awx_schedule", "AWX schedule"),
+    ("awx_workflow_job_id", "AWX workflow job"),
+    ("awx_execution_node", "AWX execution node"),
+    ("collection_version", "collection version"),
+    ("git_commit", "git commit"),
+)
+NO_PROVENANCE = "Not recorded: this run's document is schema version 1, which has no provenance."
 # The HTML report's template, shipped in the role; restore_drill_html_template names another to restyle it.
 HTML_TEMPLATE = Path(__file__).parent.parent.parent / "roles" / "restore_drill" / "templates" / "report.html.j2"
 
@@ -143,6 +156,14 @@ def _size(value: t.Any) -> str:
     return f"{number:.1f} TiB"
 
 
+def _provenance(run: dict[str, t.Any]) -> list[tuple[str, str]]:
+    """The provenance of a version 2 document as (label, value) rows; none for version 1, which did not record it."""
+    if not isinstance(run.get("provenance"), dict):
+        return []
+    provenance = run["provenance"]
+    return [(label, "n/a" if provenance.get(key) in (None, "") else str(provenance[key])) for key, label in PROVENANCE]
+
+
 def _options(run: dict[str, t.Any]) -> str:
     options = _dict(run.get("options"))
     return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()) or "n/a"
@@ -195,6 +216,12 @@ def _md_failures(results: list[dict[str, t.Any]]) -> list[str]:
     ]
 
 
+def _md_provenance(rows: list[tuple[str, str]]) -> list[str]:
+    if not rows:
+        return [NO_PROVENANCE]
+    return ["| field | value |", "| --- | --- |", *(f"| {label} | {_md(value)} |" for label, value in rows)]
+
+
 def drill_markdown(run: t.Any, history: t.Any = None) -> str:
     """The Markdown report of one run, with the trend over history (earlier run documents, oldest first)."""
     run = _dict(run)
@@ -208,6 +235,10 @@ def drill_markdown(run: t.Any, history: t.Any = None) -> str:
         f"- Databases: {_md(summary.get('databases'))}, passed {_md(summary.get('passed'))}, "
         f"failed {_md(summary.get('failed'))}, unreachable {_md(summary.get('unreachable'))}",
         f"- Options: {_md(_options(run))}",
+        "",
+        "## Provenance",
+        "",
+        *_md_provenance(_provenance(run)),
         "",
         "## Thresholds",
         "",
@@ -438,6 +469,8 @@ def drill_html_context(run: t.Any, history: t.Any = None) -> dict[str, t.Any]:
         "max_rto": _with_unit(max_rto, "s"),
         "max_rpo": _with_unit(max_rpo, "h", 2),
         "options": _options(run),
+        "provenance": _provenance(run),
+        "no_provenance": NO_PROVENANCE,
         "results": cells,
         "hosts": [(host, [c for c in cells if c["host"] == host]) for host in sorted({c["host"] for c in cells})],
         "failures": [c for c in cells if c["status"] != "pass"],

@@ -6,10 +6,12 @@ says so, and nothing is left on the drill host or the controller."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import secrets
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from harness.playbook import PlaybookRun, check_run, run_module, run_playbook
 pytestmark = pytest.mark.lab_hosts("all")
 
 PLAYBOOK = "stackops.runbooks.restore_drill"
-SCHEMA = json.loads((REPO / "docs" / "schemas" / "restore_drill.schema.json").read_text())
+SCHEMA = json.loads((REPO / "docs" / "schemas" / "restore_drill.v2.schema.json").read_text())
 WORK = Path("/var/tmp/stackops-restore-drill")
 
 
@@ -46,11 +48,30 @@ def drill(
     )
 
 
+def sha256_check(directory: Path, *sidecars: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sha256sum", "-c", *sidecars], cwd=directory, capture_output=True, text=True, check=False)
+
+
+def sidecars_hold(run: PlaybookRun) -> list[Path]:
+    """Every report has a `<file>.sha256` that `sha256sum -c` accepts, with the report's mode; the reports."""
+    artifact = run.artifacts["restore_drill"]
+    reports = [Path(artifact[f"report_{ext}"]) for ext in ("json", "md", "html")]
+    for report in reports:
+        sidecar = report.with_name(f"{report.name}.sha256")
+        assert sidecar.read_text().endswith(f"  {report.name}\n"), sidecar.read_text()
+        assert sidecar.stat().st_mode & 0o777 == report.stat().st_mode & 0o777 == 0o640
+        checked = sha256_check(report.parent, sidecar.name)
+        assert checked.returncode == 0 and checked.stdout == f"{report.name}: OK\n", checked
+    return reports
+
+
 def evidence(run: PlaybookRun, report_dir: Path) -> dict:
-    """The run's JSON document, validated against the published schema, with its reports next to it."""
+    """The run's JSON document, validated against the published schema, with its reports and their checksums
+    next to it."""
     artifact = run.artifacts["restore_drill"]
     document = json.loads(Path(artifact["report_json"]).read_text())
     jsonschema.validate(document, SCHEMA)
+    sidecars_hold(run)
     assert Path(artifact["report_md"]).read_text().startswith(f"# Restore drill {document['run_id']}")
     html = Path(artifact["report_html"]).read_text()
     assert "<svg" in html and "<script" not in html
@@ -75,7 +96,7 @@ def reports(tmp_path: Path) -> Path:
 
 
 @pytest.mark.matrix
-def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, reports: Path) -> None:
+def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, reports: Path, tmp_path: Path) -> None:
     smoke = [{"name": "customers", "query": "SELECT count(*) FROM app.customers", "expect": 20000}]
     first = drill(
         reports, restore_drill_fresh_backup=True, restore_drill_negative_control=True, restore_drill_smoke_queries=smoke
@@ -112,12 +133,84 @@ def test_a_drill_proves_every_database_and_writes_the_evidence(hosts: dict, repo
         "lab3": "17",
     }
     nothing_left(hosts["drill1"])
+    # Run from this checkout with ansible-playbook: the provenance names it, and no AWX job.
+    assert document["provenance"] == {
+        "awx_job_id": None,
+        "awx_job_template": None,
+        "awx_schedule": None,
+        "awx_workflow_job_id": None,
+        "awx_execution_node": None,
+        "launch_type": "ansible-playbook",
+        "user": getpass.getuser(),
+        "collection_version": yaml.safe_load((REPO / "galaxy.yml").read_text())["version"],
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip(),
+    }
+    # A report changed after the run no longer matches its sidecar.
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    md = Path(first.artifacts["restore_drill"]["report_md"])
+    for path in (md, md.with_name(f"{md.name}.sha256")):
+        shutil.copy2(path, tampered / path.name)
+    (tampered / md.name).write_text(md.read_text().replace(": PASS", ": FAIL", 1))
+    refused = sha256_check(tampered, f"{md.name}.sha256")
+    assert refused.returncode == 1 and f"{md.name}: FAILED" in refused.stdout, refused
 
-    # A second run drills the newest backups as they are, and its report shows both runs in the trend.
-    second = drill(reports)
+    # A second run, as AWX would launch it (the variables AWX gives every job, docs/restore_drill_report.md), drills
+    # the newest backups as they are, shows both runs in the trend, and archives its evidence on drill1 and
+    # through a task file of the user's.
+    awx = {
+        "awx_job_id": 4711,
+        "awx_job_launch_type": "manual",
+        "awx_job_template_name": "stackops restore drill",
+        "awx_user_name": "auditor-demo",
+        "awx_user_email": "auditor@example.com",
+        "awx_execution_node": "awx-task-0",
+        "awx_project_revision": "0123456789abcdef0123456789abcdef01234567",
+    }
+    archive = tmp_path / "archive"  # on drill1, whose filesystem the lab shares
+    handed = tmp_path / "handed.json"
+    hook = tmp_path / "archive_tasks.yml"
+    hook.write_text(
+        "- name: Keep the list of files handed over\n"
+        "  ansible.builtin.copy:\n"
+        f"    dest: {handed}\n"
+        '    content: \'{{ {"run_id": restore_drill_run_id, "files": restore_drill_archive_files} | to_json }}\'\n'
+        "    mode: '0600'\n"
+    )
+    second = drill(
+        reports,
+        restore_drill_archive_host="drill1",
+        restore_drill_archive_dir=str(archive),
+        restore_drill_archive_tasks=str(hook),
+        **awx,
+    )
     second.assert_ok()
     assert len(list(reports.glob("restore-drill-*.json"))) == 2
     assert document["run_id"] in Path(second.artifacts["restore_drill"]["report_md"]).read_text()
+    again = evidence(second, reports)
+    assert again["provenance"] == {
+        **document["provenance"],
+        "awx_job_id": 4711,
+        "awx_job_template": "stackops restore drill",
+        "awx_execution_node": "awx-task-0",
+        "launch_type": "manual",
+        "user": "auditor-demo",
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+    }
+    reported = {ext: Path(second.artifacts["restore_drill"][f"report_{ext}"]) for ext in ("json", "md", "html")}
+    assert "auditor@example.com" not in reported["json"].read_text()
+    assert "| AWX job | 4711 |" in reported["md"].read_text()
+    assert "<tr><th>user</th><td>auditor-demo</td></tr>" in reported["html"].read_text()
+    files = [str(p) for report in reported.values() for p in (report, report.with_name(f"{report.name}.sha256"))]
+    assert sorted(p.name for p in archive.iterdir()) == sorted(Path(f).name for f in files)
+    for name in files:
+        assert (archive / Path(name).name).read_bytes() == Path(name).read_bytes()
+    assert archive.stat().st_mode & 0o777 == 0o750
+    checked = sha256_check(archive, *(p.name for p in archive.glob("*.sha256")))
+    assert checked.returncode == 0 and checked.stdout.count(": OK") == 3, checked
+    assert json.loads(handed.read_text()) == {"run_id": again["run_id"], "files": files}
 
 
 def test_a_damaged_backup_and_a_wrong_answer_fail_their_host_and_are_cleaned_up(hosts: dict, reports: Path) -> None:
@@ -284,6 +377,25 @@ def test_a_restyled_template_that_is_not_there_is_refused_before_any_drill(hosts
     assert not any(run.changed_tasks().values()), run.changed_tasks()
     assert not reports.exists()
     assert query(hosts["drill1"], "postgres", "SELECT datname FROM pg_database ORDER BY 1") == before
+
+
+@pytest.mark.parametrize(
+    ("archive", "refusal"),
+    [
+        ({"restore_drill_archive_host": "vault9", "restore_drill_archive_dir": "/srv"}, "vault9 is not an inventory"),
+        ({"restore_drill_archive_host": "drill1"}, 'restore_drill_archive_dir: "" must be an absolute path on drill1'),
+        ({"restore_drill_archive_tasks": "no/such/tasks.yml"}, "/no/such/tasks.yml is not a file on the controller"),
+    ],
+)
+def test_an_archive_that_cannot_be_written_is_refused_before_any_drill(
+    reports: Path, archive: dict[str, str], refusal: str
+) -> None:
+    run = drill(reports, limit="lab1,drill1", **archive)
+    assert run.status == "failed" and run.failed_hosts() == {"lab1"}, run.stdout[-3000:]
+    said = " ".join(run.stdout.split())  # the YAML callback folds long messages
+    assert refusal in said and "Nothing was drilled." in said, run.stdout[-3000:]
+    assert not any(run.changed_tasks().values()), run.changed_tasks()
+    assert not reports.exists()
 
 
 def superuser(host: lab.Host) -> dict[str, str]:

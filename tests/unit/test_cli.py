@@ -217,6 +217,7 @@ def test_runner_args(tmp_path: Path) -> None:
         "envvars": {
             "ANSIBLE_NOCOLOR": "1",
             "PATH": "/venv/bin:/usr/bin",
+            "STACKOPS_LAUNCHER": "cli",
             "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
         },
         "quiet": True,

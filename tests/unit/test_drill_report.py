@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.stackops.runbooks.plugins.filter.drill_report import (
     HTML_TEMPLATE,
+    PROVENANCE,
     FilterModule,
     drill_html,
     drill_markdown,
@@ -23,6 +24,7 @@ from harness.paths import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / "drill"
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "restore_drill.schema.json").read_text())
+SCHEMA_V2 = json.loads((REPO / "docs" / "schemas" / "restore_drill.v2.schema.json").read_text())
 EVIL = "<img onerror=x>"
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
 
@@ -30,6 +32,11 @@ VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "sour
 @pytest.fixture
 def run() -> dict[str, t.Any]:
     return json.loads((FIXTURES / "run.json").read_text())
+
+
+@pytest.fixture
+def run_v2() -> dict[str, t.Any]:
+    return json.loads((FIXTURES / "run_v2.json").read_text())
 
 
 @pytest.fixture
@@ -96,8 +103,8 @@ def test_filter_module_names() -> None:
 # --- schema ---------------------------------------------------------------------------------------------------------
 
 
-def errors(doc: t.Any) -> list[str]:
-    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+def errors(doc: t.Any, schema: dict[str, t.Any] = SCHEMA) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
@@ -169,6 +176,50 @@ def test_nullable_fields_and_open_phase_names_validate(run: dict[str, t.Any]) ->
     run["results"].append({**run["results"][0], "host": "lab4", "reason": "passed, with a note"})
     unreachable["drill_host"] = None
     assert errors(run) == []
+
+
+def test_schema_v2_is_version_1_with_provenance() -> None:
+    """Version 2 adds provenance and changes nothing else: a field that drifted in one file only fails here."""
+    jsonschema.Draft202012Validator.check_schema(SCHEMA_V2)
+    v2 = copy.deepcopy(SCHEMA_V2)
+    assert sorted(v2["properties"].pop("provenance")["required"]) == sorted(key for key, _label in PROVENANCE)
+    assert v2["required"].pop() == "provenance"
+    assert v2["$defs"].pop("name_or_null") == {"type": ["string", "null"], "minLength": 1}
+    assert v2["properties"]["schema"].pop("const") == "stackops.runbooks/restore-drill/2"
+    assert v2.pop("$id") == "urn:stackops:runbooks:restore-drill:2"
+    v1 = copy.deepcopy(SCHEMA)
+    v1["properties"]["schema"].pop("const")
+    v1.pop("$id")
+    for key in ("title", "description"):
+        assert v2.pop(key).startswith(v1.pop(key))
+    assert v2 == v1
+
+
+def test_v2_fixture_validates_against_v2_only(run: dict[str, t.Any], run_v2: dict[str, t.Any]) -> None:
+    assert errors(run_v2, SCHEMA_V2) == []
+    assert [e for e in errors(run_v2) if e.startswith(("schema:", ":"))], "a v2 document passed as v1"
+    assert errors(run, SCHEMA_V2), "a v1 document passed as v2"
+    assert {k for k in run_v2 if k not in run} == {"provenance"}
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda doc: doc.pop("provenance"), ""),
+        (lambda doc: doc["provenance"].pop("git_commit"), "provenance"),
+        (_set("provenance.awx_job_id", "4711"), "provenance/awx_job_id"),
+        (_set("provenance.awx_job_id", 0), "provenance/awx_job_id"),
+        (_set("provenance.launch_type", None), "provenance/launch_type"),
+        (_set("provenance.user", ""), "provenance/user"),
+        (_set("provenance.password", "hunter2"), "provenance"),
+    ],
+)
+def test_broken_provenance_fails_v2_validation(
+    run_v2: dict[str, t.Any], change: t.Callable[[dict[str, t.Any]], None], where: str
+) -> None:
+    change(run_v2)
+    found = errors(run_v2, SCHEMA_V2)
+    assert any(e.startswith(f"{where}:") for e in found), found
 
 
 # --- Markdown -------------------------------------------------------------------------------------------------------
@@ -389,3 +440,52 @@ def test_a_template_naming_a_field_the_run_lacks_fails(run: dict[str, t.Any], tm
 def test_a_template_that_is_not_there_is_named_with_the_fix(run: dict[str, t.Any], tmp_path: Path) -> None:
     with pytest.raises(AnsibleFilterError, match=rf"template {tmp_path}/nope.html.j2 is not a file: set restore"):
         drill_html(run, [], str(tmp_path / "nope.html.j2"))
+
+
+# --- provenance (schema version 2) ----------------------------------------------------------------------------------
+
+
+def test_markdown_shows_the_provenance_of_a_v2_run(run_v2: dict[str, t.Any]) -> None:
+    report = drill_markdown(run_v2)
+    section = report.split("## Provenance\n", 1)[1].split("\n## ", 1)[0]
+    assert "| launched by | scheduled |" in section
+    assert "| AWX job | 4711 |" in section
+    assert "| AWX job template | stackops restore drill |" in section
+    assert "| AWX schedule | stackops weekly restore drill |" in section
+    assert "| user | n/a |" in section and "| AWX workflow job | n/a |" in section
+    assert "| git commit | 3f2a9c4e1b7d8a6f5e4d3c2b1a0f9e8d7c6b5a49 |" in section
+    assert "| collection version | 0.1.0 |" in section
+
+
+def test_reports_of_a_v1_run_say_it_has_no_provenance(run: dict[str, t.Any]) -> None:
+    assert "## Provenance\n\nNot recorded: this run's document is schema version 1" in drill_markdown(run)
+    assert "<h2>Provenance</h2>\n<p>Not recorded: this run&#39;s document is schema version 1" in drill_html(run)
+
+
+def test_html_shows_the_provenance_of_a_v2_run(run_v2: dict[str, t.Any], run: dict[str, t.Any]) -> None:
+    page = drill_html(run_v2, [run])
+    tags = assert_self_contained(page)
+    assert tags.seen.count("table") == drill_html(run).count("<table>") + 1
+    assert "<tr><th>AWX job</th><td>4711</td></tr>" in page
+    assert "<tr><th>launched by</th><td>scheduled</td></tr>" in page
+
+
+def test_the_trend_reads_v1_and_v2_documents_alike(
+    run_v2: dict[str, t.Any], run: dict[str, t.Any], history: list[dict[str, t.Any]]
+) -> None:
+    later = {**run_v2, "run_id": "20261130T140500Z"}
+    trend = drill_markdown(later, [*history, run]).split("## Trend\n", 1)[1]
+    rows = [line.split(" | ")[0] for line in trend.splitlines() if line.startswith("| 2026")]
+    assert rows == [f"| {doc['run_id']}" for doc in [*history, run, later]]
+    v1_row = drill_markdown(run, history).split("## Trend\n", 1)[1].splitlines()[-1]
+    assert trend.splitlines()[-2] == v1_row, "the v1 run's trend point is the same in a v2 run's report"
+    points = drill_html(later, [*history, run]).count("<circle ")
+    assert points == drill_html(run, history).count("<circle ") + 2, "one more point in each of RTO and RPO"
+
+
+def test_provenance_from_outside_is_escaped(run_v2: dict[str, t.Any]) -> None:
+    run_v2["provenance"].update(user=EVIL, awx_job_template="a | b")
+    assert "| user | &lt;img onerror=x> |" in drill_markdown(run_v2)
+    assert "| AWX job template | a \\| b |" in drill_markdown(run_v2)
+    page = drill_html(run_v2)
+    assert "<img" not in page and "&lt;img onerror=x&gt;" in page
