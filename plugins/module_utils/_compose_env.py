@@ -41,6 +41,18 @@ def options_spec() -> dict[str, t.Any]:
     }
 
 
+@dataclass(frozen=True)
+class Names:
+    """The options of options_spec: the variables shown as secrets, and those shown as they are."""
+
+    sensitive_names: tuple[str, ...] = ()
+    public_names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, options: t.Mapping[str, t.Any]) -> Names:
+        return cls(tuple(options["sensitive_names"]), tuple(options["public_names"]))
+
+
 def parse_dotenv(text: str) -> dict[str, str]:
     """KEY=VALUE lines as Compose reads `.env`: `export ` prefix, single quotes literal, double quotes with escapes,
     ` #` starts a comment in an unquoted value. Interpolation inside `.env` is not resolved."""
@@ -242,9 +254,7 @@ def inspect_env(project: ComposeProject, what: str, ids: list[str]) -> dict[str,
     return found
 
 
-def read(
-    project: ComposeProject, containers: list[Container], options: dict[str, t.Any]
-) -> tuple[dict[str, t.Any], list[Finding]]:
+def read(project: ComposeProject, containers: list[Container], names: Names) -> tuple[dict[str, t.Any], list[Finding]]:
     """Inspect the containers and their images, read the env file, compare (plan)."""
     inspected = inspect_env(project, "container", [c.id for c in containers])
     of = {c.id: next((v for k, v in inspected.items() if k.startswith(c.id)), ("", {})) for c in containers}
@@ -258,7 +268,7 @@ def read(
         [(c.service, c.name, of[c.id][1], images.get(of[c.id][0], ("", {}))[1]) for c in containers],
         project.services,
         dotenv,
-        Classifier(options["sensitive_names"], options["public_names"]),
+        Classifier(names.sensitive_names, names.public_names),
     )
     data["env_file_path"] = path if dotenv is not None else None
     return data, findings

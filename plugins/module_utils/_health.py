@@ -79,11 +79,15 @@ def verdict(findings: list[Finding]) -> str:
     return max((f.severity for f in findings), key=SEVERITIES.index, default="ok")
 
 
-def finish(module: t.Any, findings: list[Finding], result: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Add status and findings to result; raise when fail_on says this status fails the task."""
+def finish(
+    module: t.Any, findings: list[Finding], result: dict[str, t.Any], fail_on: str | None = None
+) -> dict[str, t.Any]:
+    """Add status and findings to result; raise when fail_on (by default the module's option) says this status
+    fails the task."""
     status = verdict(findings)
     result.update(changed=False, status=status, findings=[asdict(f) for f in findings])
-    fail_on = module.params["fail_on"]
+    if fail_on is None:
+        fail_on = module.params["fail_on"]
     if fail_on != "never" and SEVERITIES.index(status) >= SEVERITIES.index(fail_on):
         reasons = "; ".join(f.message.rstrip(".") for f in findings if f.severity != "ok")
         raise StackopsError(f"Health is {status}: {reasons}.", **result)

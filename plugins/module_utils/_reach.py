@@ -135,7 +135,7 @@ def split_address(text: str, what: str) -> tuple[str | None, int]:
     return (check_host(host, what) if host else None), check_port(int(port), what)
 
 
-def service_addresses(name: str, spec: dict[str, t.Any], targets: dict[str, t.Any]) -> list[tuple[str, int]]:
+def service_addresses(name: str, spec: dict[str, t.Any], targets: t.Mapping[str, t.Any]) -> list[tuple[str, int]]:
     """Where a service listens, as other services reach it: `targets` first, else the container ports its compose
     definition names (`ports` targets, `expose`) at the service's name, which Compose's DNS resolves on a project
     network. With host networking there is no such name: only `targets` can say where it listens."""
@@ -169,7 +169,7 @@ def plan(
     sources: list[str],
     depends_on: bool,
     explicit: list[dict[str, t.Any]],
-    targets: dict[str, t.Any],
+    targets: t.Mapping[str, t.Any],
 ) -> tuple[list[Edge], list[Unresolved]]:
     """The edges to probe, without duplicates, in order: each source's depends_on, then the explicit edges."""
     edges: list[Edge] = []

@@ -121,10 +121,12 @@ env_file_path:
   type: str
 """
 
+import dataclasses
 import typing as t
+from collections.abc import Mapping
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _compose_env
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
     ProjectRef,
@@ -140,14 +142,35 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """compose_env's options once checked: what the executor reads, instead of the params."""
+
+    project: ProjectRef
+    services: tuple[str, ...]  # empty: every service of the project
+    names: _compose_env.Names
+    fail_on: str
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Nothing the argument spec leaves to check: the options as their record."""
+    return options_of(
+        Options,
+        params,
+        project=ProjectRef.of(params),
+        services=tuple(params["services"] or ()),
+        names=_compose_env.Names.of(params),
+    )
+
+
 def run_module(module: t.Any) -> dict[str, t.Any]:
-    project = ComposeProject(module, ProjectRef.of(module.params))
-    wanted = module.params["services"]
-    if wanted:
-        project.check_services(wanted)
-    containers = [c for c in project.containers() if not wanted or c.service in wanted]
-    data, findings = _compose_env.read(project, containers, module.params)
-    return finish(module, findings, data)
+    o = check_inputs(module.params)
+    project = ComposeProject(module, o.project)
+    if o.services:
+        project.check_services(list(o.services))
+    containers = [c for c in project.containers() if not o.services or c.service in o.services]
+    data, findings = _compose_env.read(project, containers, o.names)
+    return finish(module, findings, data, o.fail_on)
 
 
 def main() -> None:

@@ -132,12 +132,14 @@ cmd:
   elements: str
 """
 
+import dataclasses
 import re
 import typing as t
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -164,8 +166,25 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
-def exec_args(params: dict[str, t.Any]) -> list[str]:
-    """`exec -T ...`; for env, only the names: `-e NAME` takes the value from the CLI's own environment."""
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """compose_exec's options once checked: what the planner and executor read, instead of the params."""
+
+    project: ProjectRef
+    service: str
+    argv: tuple[str, ...]
+    index: int
+    user: str | None
+    workdir: str | None
+    # no_log: the values reach the command through its environment only, never its arguments or a repr.
+    env: Mapping[str, str] = dataclasses.field(repr=False)
+    stdin: str | None
+    read_only: bool
+    ok_rc: tuple[int, ...]
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot; the env values as strings."""
     if not params["argv"]:
         raise ComposeError("argv is empty; give the command to run as a list, e.g. [psql, -c, 'SELECT 1'].")
     if params["index"] < 1:
@@ -178,46 +197,57 @@ def exec_args(params: dict[str, t.Any]) -> list[str]:
             raise ComposeError(
                 f"env name {name!r} is not a variable name (letters, digits and _, not starting with a digit)."
             )
-    args = ["exec", "-T", "--index", str(params["index"])]
-    if params["user"]:
-        args += ["--user", params["user"]]
-    if params["workdir"]:
-        args += ["--workdir", params["workdir"]]
-    for name in sorted(params["env"] or {}):
+    return options_of(
+        Options,
+        params,
+        project=ProjectRef.of(params),
+        argv=tuple(params["argv"]),
+        env={str(k): str(v) for k, v in (params["env"] or {}).items()},
+        ok_rc=tuple(params["ok_rc"]),
+    )
+
+
+def exec_args(o: Options) -> list[str]:
+    """`exec -T ...`; for env, only the names: `-e NAME` takes the value from the CLI's own environment."""
+    args = ["exec", "-T", "--index", str(o.index)]
+    if o.user:
+        args += ["--user", o.user]
+    if o.workdir:
+        args += ["--workdir", o.workdir]
+    for name in sorted(o.env):
         args += ["-e", name]
-    return [*args, params["service"], *params["argv"]]
+    return [*args, o.service, *o.argv]
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    args = exec_args(params)
-    project = ComposeProject(module, ProjectRef.of(module.params))
-    project.check_services([params["service"]])
-    running = [c for c in project.containers() if c.service == params["service"] and c.running]
+    o = check_inputs(module.params)
+    args = exec_args(o)
+    project = ComposeProject(module, o.project)
+    project.check_services([o.service])
+    running = [c for c in project.containers() if c.service == o.service and c.running]
     if not running:
         raise ComposeError(
-            f"Service {params['service']} has no running container; start it first "
+            f"Service {o.service} has no running container; start it first "
             "(stackops.runbooks.compose_service state=started)."
         )
     cmd = [*project.base_args(), *args]
-    if module.check_mode and not params["read_only"]:
+    if module.check_mode and not o.read_only:
         return {"changed": True, "cmd": cmd}
-    env = {str(k): str(v) for k, v in (params["env"] or {}).items()}
-    rc, out, err = project.call(*args, check=False, data=params["stdin"], environ_update=env)
+    rc, out, err = project.call(*args, check=False, data=o.stdin, environ_update=dict(o.env))
     result = {
-        "changed": not params["read_only"],
+        "changed": not o.read_only,
         "cmd": cmd,
         "rc": rc,
         "stdout": out,
         "stderr": err,
         "stdout_lines": out.splitlines(),
     }
-    if rc in params["ok_rc"]:
+    if rc in o.ok_rc:
         # Ansible fails any result with a non-zero rc that does not say it did not fail.
         result["failed"] = False
     else:
         raise ComposeError(
-            f"The command in service {params['service']} exited with code {rc} (expected {params['ok_rc']}): "
+            f"The command in service {o.service} exited with code {rc} (expected {list(o.ok_rc)}): "
             f"{(err or out).strip()[-1000:]}",
             **result,
         )

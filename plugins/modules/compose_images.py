@@ -196,11 +196,12 @@ errors:
 """
 
 import typing as t
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
     ProjectRef,
@@ -226,6 +227,24 @@ def argument_spec() -> dict[str, t.Any]:
         registry_timeout={"type": "int", "default": 10},
     )
     return spec
+
+
+@dataclass(frozen=True)
+class Options:
+    """compose_images's options once checked: what the planner and executor read, instead of the params."""
+
+    project: ProjectRef
+    services: tuple[str, ...]  # empty: every service of the project
+    pull: bool
+    fail_on_pull_error: bool
+    registry_timeout: int
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot."""
+    if params["registry_timeout"] <= 0:
+        raise ImageError(f"registry_timeout must be more than 0 seconds, not {params['registry_timeout']}.")
+    return options_of(Options, params, project=ProjectRef.of(params), services=tuple(params["services"] or ()))
 
 
 @dataclass(frozen=True)
@@ -363,15 +382,16 @@ def ask_registry(registry: Registry, image: str, local: LocalImage | None, platf
 
 
 def pull_all(
-    module: AnsibleModule, docker: Docker, sources: list[Source], local: dict[str, LocalImage | None]
+    module: AnsibleModule, docker: Docker, sources: list[Source], local: dict[str, LocalImage | None], timeout: int
 ) -> dict[str, Fetch]:
-    """Pull (or in check mode, ask the registries about) every registry image; `local` is updated after pulls."""
+    """Pull (or in check mode, ask the registries about, each within `timeout` seconds) every registry image;
+    `local` is updated after pulls."""
     wanted = to_pull(sources)
     if not wanted:
         return {}
     fetches = {}
     if module.check_mode:
-        registry = Registry(docker, module.params["registry_timeout"], docker.registry_config())
+        registry = Registry(docker, timeout, docker.registry_config())
         host_platform = docker.platform()
         for image, platform in wanted.items():
             fetches[image] = ask_registry(registry, image, local[image], platform or host_platform)
@@ -394,11 +414,9 @@ def failure(errors: list[dict[str, t.Any]]) -> str:
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    if params["registry_timeout"] <= 0:
-        raise ImageError(f"registry_timeout must be more than 0 seconds, not {params['registry_timeout']}.")
-    project = ComposeProject(module, ProjectRef.of(module.params))
-    wanted = params["services"] or sorted(project.services)
+    o = check_inputs(module.params)
+    project = ComposeProject(module, o.project)
+    wanted = list(o.services) or sorted(project.services)
     project.check_services(wanted)
     docker = Docker(project)
     containers = [c for c in project.containers() if c.service in wanted]
@@ -410,7 +428,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     specs = {name: project.services[name] or {} for name in wanted}
     local = {image: docker.image(image) for image in sorted({image_of(n, s, project.name) for n, s in specs.items()})}
     sources = plan_sources(specs, project.name, local)
-    fetches = pull_all(module, docker, sources, local) if params["pull"] else {}
+    fetches = pull_all(module, docker, sources, local, o.registry_timeout) if o.pull else {}
     result = report(sources, running, local, fetches)
     result["changed"] = bool(result["pulled"])
     for error in result["errors"]:
@@ -419,9 +437,9 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
                 f"Could not ask the registry about {error['image']} in check mode: {error['msg']} "
                 "Whether a pull would bring a new image is unknown."
             )
-        elif not params["fail_on_pull_error"]:
+        elif not o.fail_on_pull_error:
             module.warn(f"Pulling {error['image']} failed: {error['msg']}")
-    if result["errors"] and params["fail_on_pull_error"] and not module.check_mode:
+    if result["errors"] and o.fail_on_pull_error and not module.check_mode:
         raise ImageError(failure(result["errors"]), **result)
     return result
 

@@ -140,14 +140,16 @@ dest:
   type: str
 """
 
+import dataclasses
 import gzip
 import os
 import re
 import typing as t
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -178,14 +180,13 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
-def line_filter(pattern: str | None, ignore_case: bool) -> t.Callable[[str], bool]:
+def compile_pattern(pattern: str | None, ignore_case: bool) -> re.Pattern[str] | None:
     if not pattern:
-        return lambda _line: True
+        return None
     try:
-        compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as exc:
         raise ComposeError(f"pattern {pattern!r} is not a valid regular expression: {exc}.") from None
-    return lambda line: compiled.search(line) is not None
 
 
 def by_container(lines: list[str]) -> dict[str, int]:
@@ -202,12 +203,6 @@ def stamp(line: str) -> str:
     """The RFC 3339 time after a line's container prefix (sortable as text: Docker writes UTC, nanoseconds)."""
     _prefix, sep, rest = line.partition("| ")
     return rest[:30] if sep else ""
-
-
-def check_tail(tail: str) -> str:
-    if tail != "all" and not tail.isdigit():
-        raise ComposeError(f"tail must be a number of lines or 'all', not {tail!r}.")
-    return tail
 
 
 def write_file(module: AnsibleModule, dest: str, content: str, compress: bool) -> bool:
@@ -240,42 +235,76 @@ def write_file(module: AnsibleModule, dest: str, content: str, compress: bool) -
     return True
 
 
-def check_output(params: dict[str, t.Any]) -> None:
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """compose_logs's options once checked: what the planner and executor read, instead of the params."""
+
+    project: ProjectRef
+    services: tuple[str, ...]  # empty: every service of the project
+    since: str | None
+    tail: str
+    pattern: re.Pattern[str] | None  # compiled, with ignore_case; None keeps every line
+    timestamps: bool
+    dest: str | None
+    compress: bool
+    return_lines: int
+    mode: t.Any
+    redact: tuple[str, ...] = dataclasses.field(repr=False)  # no_log
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot; compile the pattern."""
     if params["return_lines"] < -1:
         raise ComposeError(f"return_lines must be -1 (all the kept lines), 0 or more, not {params['return_lines']}.")
     if params["dest"] and not os.path.isabs(params["dest"]):
         # A relative path would land wherever the task's working directory happens to be.
         raise ComposeError(f"dest {params['dest']} is not an absolute path; give the file's full path.")
+    pattern = compile_pattern(params["pattern"], params["ignore_case"])
+    if params["tail"] != "all" and not params["tail"].isdigit():
+        raise ComposeError(f"tail must be a number of lines or 'all', not {params['tail']!r}.")
+    return options_of(
+        Options,
+        params,
+        project=ProjectRef.of(params),
+        services=tuple(params["services"] or ()),
+        pattern=pattern,
+        redact=tuple(params["redact"]),
+    )
+
+
+def select(o: Options, read: list[str]) -> list[str]:
+    """The lines kept: those the pattern matches, redacted; with timestamps, in time order."""
+    redact = redactor(list(o.redact))
+    lines = [redact(line) for line in read if o.pattern is None or o.pattern.search(line)]
+    if o.timestamps:
+        # Compose prints container after container; by time, the newest lines are the last ones kept.
+        lines.sort(key=stamp)
+    return lines
+
+
+def returned(o: Options, lines: list[str]) -> list[str]:
+    """The last return_lines of the kept lines, or all of them."""
+    return lines if o.return_lines < 0 else lines[len(lines) - o.return_lines :]
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    check_output(params)
-    keep = line_filter(params["pattern"], params["ignore_case"])
-    tail = check_tail(params["tail"])
-    project = ComposeProject(module, ProjectRef.of(module.params))
-    services = params["services"] or []
-    project.check_services(services)
-    read = project.logs(services, tail=tail, since=params["since"], timestamps=params["timestamps"]).splitlines()
-    redact = redactor(params["redact"])
-    lines = [redact(line) for line in read if keep(line)]
-    if params["timestamps"]:
-        # Compose prints container after container; by time, the newest lines are the last ones kept.
-        lines.sort(key=stamp)
+    o = check_inputs(module.params)
+    project = ComposeProject(module, o.project)
+    project.check_services(list(o.services))
+    read = project.logs(list(o.services), tail=o.tail, since=o.since, timestamps=o.timestamps).splitlines()
+    lines = select(o, read)
     result: dict[str, t.Any] = {
         "changed": False,
-        "lines": lines if params["return_lines"] < 0 else lines[len(lines) - params["return_lines"] :],
+        "lines": returned(o, lines),
         "matched": len(lines),
         "matched_by_container": by_container(lines),
         "read": len(read),
     }
-    if params["dest"]:
-        result["dest"] = params["dest"]
-        result["changed"] = write_file(
-            module, params["dest"], "".join(f"{line}\n" for line in lines), params["compress"]
-        )
-        file_args = module.load_file_common_arguments({"path": params["dest"], "mode": params["mode"]})
-        if not module.check_mode or os.path.exists(params["dest"]):
+    if o.dest:
+        result["dest"] = o.dest
+        result["changed"] = write_file(module, o.dest, "".join(f"{line}\n" for line in lines), o.compress)
+        file_args = module.load_file_common_arguments({"path": o.dest, "mode": o.mode})
+        if not module.check_mode or os.path.exists(o.dest):
             result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
     return result
 

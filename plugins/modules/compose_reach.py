@@ -133,12 +133,14 @@ findings:
   elements: dict
 """
 
+import dataclasses
 import time
 import typing as t
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _reach as reach
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
     ProjectRef,
@@ -158,6 +160,33 @@ def argument_spec() -> dict[str, t.Any]:
         fail_on=health_argument_spec([])["fail_on"],
     )
     return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """compose_reach's options once checked: what the planner and executor read, instead of the params."""
+
+    project: ProjectRef
+    services: tuple[str, ...]  # empty: every service of the project
+    depends_on: bool
+    targets: Mapping[str, t.Any]
+    edges: tuple[dict[str, t.Any], ...]
+    timeout: float
+    fail_on: str
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot (the edges and targets need the project: reach.plan checks them)."""
+    limit = params["timeout"]
+    if not 0.1 <= limit <= 60:
+        raise reach.ReachError(f"timeout must be from 0.1 to 60 seconds, not {limit:g}.")
+    return options_of(
+        Options,
+        params,
+        project=ProjectRef.of(params),
+        services=tuple(params["services"] or ()),
+        edges=tuple(params["edges"]),
+    )
 
 
 def run_in(project: ComposeProject, service: str, argv: list[str], bound: float) -> tuple[int, str, str]:
@@ -200,14 +229,12 @@ def probe(project: ComposeProject, service: str, edges: list[reach.Edge], limit:
 
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
-    params = module.params
-    limit = params["timeout"]
-    if not 0.1 <= limit <= 60:
-        raise reach.ReachError(f"timeout must be from 0.1 to 60 seconds, not {limit:g}.")
-    project = ComposeProject(module, ProjectRef.of(module.params))
-    project.check_services(params["services"] or [])
-    sources = sorted(params["services"] or project.services)
-    edges, unresolved = reach.plan(project.services, sources, params["depends_on"], params["edges"], params["targets"])
+    o = check_inputs(module.params)
+    limit = o.timeout
+    project = ComposeProject(module, o.project)
+    project.check_services(list(o.services))
+    sources = sorted(o.services or project.services)
+    edges, unresolved = reach.plan(project.services, sources, o.depends_on, list(o.edges), o.targets)
     containers = {c.service: c for c in reversed(project.containers()) if c.running}
     by_source: dict[str, list[reach.Edge]] = {}
     for edge in edges:
@@ -235,7 +262,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     summary = {status: sum(1 for row in rows if row["status"] == status) for status in reach.STATUSES}
     elapsed = round((time.monotonic() - started) * 1000, 1)
     result = {"edges": rows, "probes": probes, "summary": summary, "elapsed_ms": elapsed}
-    return finish(module, findings, result)
+    return finish(module, findings, result, o.fail_on)
 
 
 def main() -> None:

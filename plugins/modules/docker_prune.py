@@ -140,15 +140,17 @@ kept:
   elements: dict
 """
 
+import dataclasses
 import json
 import re
 import time
 import typing as t
 from calendar import timegm
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute, options_of
 
 DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -196,7 +198,7 @@ def iso(stamp: str) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch(stamp)))
 
 
-def wanted(labels: list[str]) -> t.Callable[[dict[str, str] | None], bool]:
+def wanted(labels: t.Sequence[str]) -> t.Callable[[dict[str, str] | None], bool]:
     """A test of an object's labels: all of `name` or `name=value` must be there."""
     pairs = [label.partition("=") for label in labels]
 
@@ -208,7 +210,7 @@ def wanted(labels: list[str]) -> t.Callable[[dict[str, str] | None], bool]:
 
 
 def plan_images(
-    images: list[dict[str, t.Any]], used: set[str], cutoff: float, labels: list[str]
+    images: list[dict[str, t.Any]], used: set[str], cutoff: float, labels: t.Sequence[str]
 ) -> list[dict[str, t.Any]]:
     """Dangling images (no tag) that no container uses and that were created before the cutoff."""
     match = wanted(labels)
@@ -224,7 +226,7 @@ def plan_images(
 
 
 def plan_containers(
-    containers: list[dict[str, t.Any]], keep: list[str], cutoff: float, labels: list[str]
+    containers: list[dict[str, t.Any]], keep: t.Sequence[str], cutoff: float, labels: t.Sequence[str]
 ) -> list[dict[str, t.Any]]:
     """Stopped containers without a kept label, stopped (or created, if they never ran) before the cutoff."""
     match = wanted(labels)
@@ -252,9 +254,10 @@ def plan_containers(
 
 
 class Docker:
-    def __init__(self, module: AnsibleModule) -> None:
+    def __init__(self, module: AnsibleModule, cli: str | None) -> None:
+        """`cli` is the docker_cli option; None looks for docker on PATH."""
         self.module = module
-        self.cli = module.params["docker_cli"] or module.get_bin_path("docker")
+        self.cli = cli or module.get_bin_path("docker")
         if not self.cli:
             raise PruneError("The docker CLI is not on PATH; install Docker Engine or give docker_cli.")
 
@@ -287,28 +290,47 @@ class Docker:
         return kept
 
 
-def check_labels(params: dict[str, t.Any]) -> None:
-    """A label with no name matches nothing (labels) or keeps nothing (keep_labels): a typo, never meant."""
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """docker_prune's options once checked: what the planner and executor read, instead of the params."""
+
+    images: bool
+    containers: bool
+    older_than: int  # seconds
+    keep_labels: tuple[str, ...]
+    labels: tuple[str, ...]
+    docker_cli: str | None
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot; older_than in seconds. A label with no name matches nothing (labels)
+    or keeps nothing (keep_labels): a typo, never meant."""
     for option in ("labels", "keep_labels"):
         for label in params[option]:
             if not label.partition("=")[0].strip():
                 raise PruneError(f"{option} has {label!r}, a label without a name; write name or name=value.")
+    return options_of(
+        Options,
+        params,
+        older_than=seconds(params["older_than"]),
+        keep_labels=tuple(params["keep_labels"]),
+        labels=tuple(params["labels"]),
+    )
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    check_labels(params)
-    cutoff = time.time() - seconds(params["older_than"])
-    docker = Docker(module)
+    o = check_inputs(module.params)
+    cutoff = time.time() - o.older_than
+    docker = Docker(module, o.docker_cli)
     containers = docker.inspect("container", docker.read("ps", "-aq", "--no-trunc").split())
     images: list[dict[str, t.Any]] = []
-    if params["images"]:
+    if o.images:
         used = {container["Image"] for container in containers}
         dangling = docker.read("image", "ls", "-q", "--no-trunc", "--filter", "dangling=true").split()
-        images = plan_images(docker.inspect("image", sorted(set(dangling))), used, cutoff, params["labels"])
+        images = plan_images(docker.inspect("image", sorted(set(dangling))), used, cutoff, o.labels)
     stray: list[dict[str, t.Any]] = []
-    if params["containers"]:
-        stray = plan_containers(containers, params["keep_labels"], cutoff, params["labels"])
+    if o.containers:
+        stray = plan_containers(containers, o.keep_labels, cutoff, o.labels)
     result: dict[str, t.Any] = {
         "changed": bool(images or stray),
         "images": images,

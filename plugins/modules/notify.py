@@ -207,15 +207,17 @@ payload:
   type: dict
 """
 
+import dataclasses
 import time
 import typing as t
+from collections.abc import Mapping
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._http import check_url
 from ansible_collections.stackops.runbooks.plugins.module_utils._notify import (
     DEFAULT_RULES,
@@ -262,7 +264,35 @@ def where(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def check_params(params: dict[str, t.Any]) -> list[dict[str, str]]:
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """notify's options once checked: what the planner and sender read, instead of the params."""
+
+    url: str = dataclasses.field(repr=False)  # no_log: its path or query may hold a token
+    format: str
+    host: str
+    check: str
+    playbook: str | None
+    status: str
+    findings: tuple[dict[str, t.Any], ...]
+    critical: tuple[str, ...]
+    warning: tuple[str, ...]
+    event: str | None
+    title: str | None
+    fields: dict[str, t.Any]
+    notify_on: str
+    after: int
+    recovery: bool
+    state_dir: str
+    rules: tuple[dict[str, str], ...]  # the user's priorities, checked, then the default rules
+    awx_job_id: str | None
+    duration_s: float | None
+    timeout: int
+    attempts: int
+    validate_certs: bool
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
     """Bad input refused before anything is read or sent; the user's rules, checked."""
     try:
         check_url(params["url"])
@@ -288,24 +318,30 @@ def check_params(params: dict[str, t.Any]) -> list[dict[str, str]]:
                 f"Finding {number} needs a message and a severity of ok, warning or critical, not "
                 f"{finding.get('severity')!r}."
             )
-    return check_rules(params["priorities"])
+    return options_of(
+        Options,
+        params,
+        findings=tuple(params["findings"]),
+        critical=tuple(params["critical"]),
+        warning=tuple(params["warning"]),
+        rules=tuple(check_rules(params["priorities"]) + DEFAULT_RULES),
+    )
 
 
-def send(module: AnsibleModule, payload: dict[str, t.Any]) -> None:
+def send(module: AnsibleModule, o: Options, payload: dict[str, t.Any]) -> None:
     """POST the payload; bounded tries on what may pass (no answer, 429, 5xx); an error never shows the URL."""
-    params = module.params
     last = ""
-    for attempt in range(params["attempts"]):
+    for attempt in range(o.attempts):
         if attempt:
             time.sleep(1)
         try:
             open_url(
-                params["url"],
+                o.url,
                 data=module.jsonify(payload),
                 headers={"Content-Type": "application/json"},
                 method="POST",
-                timeout=params["timeout"],
-                validate_certs=params["validate_certs"],
+                timeout=o.timeout,
+                validate_certs=o.validate_certs,
                 http_agent="stackops.runbooks.notify",
                 follow_redirects="none",
             ).read()
@@ -317,25 +353,47 @@ def send(module: AnsibleModule, payload: dict[str, t.Any]) -> None:
         # urllib, ssl, socket and ansible.module_utils.urls errors alike (the latter are no OSError).
         except Exception as exc:
             reason = getattr(exc, "reason", exc)
-            last = f"it could not be reached ({str(reason).replace(params['url'], where(params['url']))})"
-    raise StackopsError(f"The webhook at {where(params['url'])} was not told: {last}.")
+            last = f"it could not be reached ({str(reason).replace(o.url, where(o.url))})"
+    raise StackopsError(f"The webhook at {where(o.url)} was not told: {last}.")
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    rules = check_params(params) + DEFAULT_RULES
+    o = check_inputs(module.params)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    findings = collect(params["findings"], params["critical"], params["warning"], params["check"], rules)
-    store = StateFile(params["state_dir"], params["host"]) if params["state_dir"] and not params["event"] else None
+    findings = collect(list(o.findings), list(o.critical), list(o.warning), o.check, list(o.rules))
+    store = StateFile(o.state_dir, o.host) if o.state_dir and not o.event else None
     if store is None or module.check_mode:
-        previous = store.read().get(params["check"]) if store and store.check_directory(create=False) else None
-        return decide(module, findings, previous, store, now)
+        previous = store.read().get(o.check) if store and store.check_directory(create=False) else None
+        return decide(module, o, findings, previous, store, now)
     with store:
-        return decide(module, findings, store.read().get(params["check"]), store, now)
+        return decide(module, o, findings, store.read().get(o.check), store, now)
+
+
+def alert_of(
+    o: Options, event: str | None, findings: list[dict[str, t.Any]], state: dict[str, t.Any], now: str
+) -> dict[str, t.Any]:
+    """What the payloads are made of."""
+    return {
+        "event": event,
+        "host": o.host,
+        "check": o.check,
+        "playbook": o.playbook or o.check,
+        "status": o.status,
+        "severity": findings[0]["priority"] if findings else None,
+        "findings": findings,
+        "consecutive_failures": state.get("failures", 0),
+        "since": state.get("since"),
+        "time": now,
+        "duration_s": o.duration_s,
+        "awx_job_id": o.awx_job_id,
+        "title": o.title,
+        "fields": o.fields,
+    }
 
 
 def decide(
     module: AnsibleModule,
+    o: Options,
     findings: list[dict[str, t.Any]],
     previous: dict[str, t.Any] | None,
     store: StateFile | None,
@@ -343,31 +401,13 @@ def decide(
 ) -> dict[str, t.Any]:
     """Advance the state, and outside check mode send what it calls for and keep the state (as unsent when the
     webhook was not told, so that the next run tries again)."""
-    params = module.params
     # An announcement is sent as it is; a verdict as the check's state says.
     state: dict[str, t.Any] = {}
-    event: str | None = params["event"]
+    event: str | None = o.event
     if not event:
-        state, event = advance(
-            previous, params["status"], params["notify_on"], params["after"], params["recovery"], now
-        )
-    alert = {
-        "event": event,
-        "host": params["host"],
-        "check": params["check"],
-        "playbook": params["playbook"] or params["check"],
-        "status": params["status"],
-        "severity": findings[0]["priority"] if findings else None,
-        "findings": findings,
-        "consecutive_failures": state.get("failures", 0),
-        "since": state.get("since"),
-        "time": now,
-        "duration_s": params["duration_s"],
-        "awx_job_id": params["awx_job_id"],
-        "title": params["title"],
-        "fields": params["fields"],
-    }
-    payload = PAYLOADS[params["format"]](alert) if event else None
+        state, event = advance(previous, o.status, o.notify_on, o.after, o.recovery, now)
+    alert = alert_of(o, event, findings, state, now)
+    payload = PAYLOADS[o.format](alert) if event else None
     moved = store is not None and state != (previous or {})
     result = {
         "changed": bool(event) or moved,
@@ -385,14 +425,14 @@ def decide(
     error = None
     if payload is not None:
         try:
-            send(module, payload)
+            send(module, o, payload)
             result["sent"] = True
         except StackopsError as exc:
             error, state = exc, unsent(state, previous)
     if store is not None and state != (previous or {}):
         checks = store.read()
-        checks[params["check"]] = state
-        store.write(checks, params["host"])
+        checks[o.check] = state
+        store.write(checks, o.host)
     if error is not None:
         raise StackopsError(str(error), state=state, event=event, findings=findings)
     return result

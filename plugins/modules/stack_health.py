@@ -163,16 +163,18 @@ elapsed_ms:
   sample: {services: 310.2, nginx: 120.5, postgres: 95.1, redis: 12.3, http: 40.8, total: 431.7}
 """
 
+import dataclasses
 import os
 import re
 import time
 import typing as t
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _compose_env, _http, _pg_checks, _redis_checks
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
     Container,
@@ -235,6 +237,45 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """stack_health's options once checked: what its parts read, instead of the params."""
+
+    project: ProjectRef
+    services: tuple[str, ...]  # empty: every service of the project
+    nginx_service: str | None
+    nginx_test: tuple[str, ...]
+    thresholds: Mapping[str, float]  # DEFAULTS with the user's numbers
+    config: _compose_env.Names | None  # None: no config part
+    # The parts' own options, as their health modules take them; they hold passwords and headers (no_log).
+    postgres: dict[str, t.Any] | None = dataclasses.field(repr=False)
+    redis: dict[str, t.Any] | None = dataclasses.field(repr=False)
+    http: dict[str, t.Any] | None = dataclasses.field(repr=False)
+    endpoints: tuple[_http.Endpoint, ...] = dataclasses.field(repr=False)  # of http, checked
+    fail_on: str
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Options:
+    """Validate what the argument spec cannot, the parts' options among it, before anything is read."""
+    check_nginx_test(params["nginx_test"])
+    thresholds = merge_thresholds(DEFAULTS, params["thresholds"])
+    if params["postgres"] is not None and params["postgres"]["top"] < 1:
+        raise StackopsError(f"postgres.top must be at least 1, not {params['postgres']['top']}.")
+    if params["redis"] is not None and params["redis"]["big_keys_sample"] < 1:
+        raise StackopsError(f"redis.big_keys_sample must be at least 1, not {params['redis']['big_keys_sample']}.")
+    return options_of(
+        Options,
+        params,
+        project=ProjectRef.of(params),
+        services=tuple(params["services"] or ()),
+        nginx_test=tuple(params["nginx_test"]),
+        thresholds=thresholds,
+        config=None if params["config"] is None else _compose_env.Names.of(params["config"]),
+        # Bad endpoints are refused before anything is read.
+        endpoints=() if params["http"] is None else tuple(_http.plan(params["http"])),
+    )
+
+
 def uptime_s(started: str, now: datetime) -> float | None:
     """Seconds since Docker's StartedAt ('2026-12-07T03:08:12.123456789Z'); None when unknown."""
     try:
@@ -245,7 +286,7 @@ def uptime_s(started: str, now: datetime) -> float | None:
 
 
 def resources(
-    containers: list[Container], used: dict[str, int], th: dict[str, float], now: datetime
+    containers: list[Container], used: dict[str, int], th: t.Mapping[str, float], now: datetime
 ) -> tuple[dict[str, dict[str, t.Any]], list[Finding]]:
     """Each container's memory against its limit, OOM kill and restart loop: (readings by name, findings)."""
     readings, findings = {}, []
@@ -293,22 +334,21 @@ def resources(
 
 
 def config_part(
-    project: ComposeProject, containers: list[Container], options: dict[str, t.Any]
+    project: ComposeProject, containers: list[Container], names: _compose_env.Names
 ) -> tuple[dict[str, t.Any], list[Finding]]:
     try:
-        data, findings = _compose_env.read(project, containers, options)
+        data, findings = _compose_env.read(project, containers, names)
     except StackopsError as exc:
         return {}, [Finding("config", "critical", f"config: {exc}")]
     return data, findings
 
 
-def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
+def compose_part(module: t.Any, o: Options) -> tuple[dict[str, t.Any], list[Finding]]:
     """Services, their restarts and nginx's config test: one project read, then one exec."""
-    params = module.params
-    th = merge_thresholds(DEFAULTS, params["thresholds"])
-    project = ComposeProject(module, ProjectRef.of(module.params))
-    wanted = sorted(params["services"] or project.services)
-    project.check_services(wanted + ([params["nginx_service"]] if params["nginx_service"] else []))
+    th = o.thresholds
+    project = ComposeProject(module, o.project)
+    wanted = sorted(o.services or project.services)
+    project.check_services(wanted + ([o.nginx_service] if o.nginx_service else []))
     containers = project.containers()
     services = by_service(containers, project.services, wanted)
     findings = [Finding("services", "critical", p) for s in services.values() for p in s["problems"]]
@@ -327,13 +367,13 @@ def compose_part(module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
             th["restarts_critical"],
         )
     result: dict[str, t.Any] = {"services": services}
-    if params["config"] is not None:
-        result["config"], found = config_part(project, mine, params["config"])
+    if o.config is not None:
+        result["config"], found = config_part(project, mine, o.config)
         findings += found
-    nginx = params["nginx_service"]
+    nginx = o.nginx_service
     if nginx:
         if any(c.service == nginx and c.running for c in containers):
-            rc, out, err = project.call("exec", "-T", nginx, *params["nginx_test"], check=False)
+            rc, out, err = project.call("exec", "-T", nginx, *o.nginx_test, check=False)
             output = (err + out).strip()
             result["nginx"] = {"rc": rc, "ok": rc == 0, "output": output}
             if rc != 0:
@@ -355,34 +395,27 @@ def health_part(name: str, options: dict[str, t.Any], defaults: t.Mapping[str, f
     return run
 
 
-def parts(module: t.Any) -> dict[str, Part]:
-    params = module.params
-    found: dict[str, Part] = {"services": compose_part}
-    if params["postgres"] is not None:
+def parts(module: t.Any, o: Options) -> dict[str, Part]:
+    found: dict[str, Part] = {"services": lambda m: compose_part(m, o)}
+    if o.postgres is not None:
         pg_libs(module)
-        if params["postgres"]["top"] < 1:
-            raise StackopsError(f"postgres.top must be at least 1, not {params['postgres']['top']}.")
         found["postgres"] = health_part(
             "postgres",
-            params["postgres"],
+            o.postgres,
             _pg_checks.DEFAULTS,
-            lambda o, th: _pg_checks.read_health(o, th, "stackops-stack_health"),
+            lambda p, th: _pg_checks.read_health(p, th, "stackops-stack_health"),
         )
-    if params["redis"] is not None:
+    if o.redis is not None:
         redis_libs(module)
-        if params["redis"]["big_keys_sample"] < 1:
-            raise StackopsError(f"redis.big_keys_sample must be at least 1, not {params['redis']['big_keys_sample']}.")
         found["redis"] = health_part(
             "redis",
-            params["redis"],
+            o.redis,
             _redis_checks.DEFAULTS,
-            lambda o, th: _redis_checks.read_health(o, th, module.check_mode),
+            lambda p, th: _redis_checks.read_health(p, th, module.check_mode),
         )
-    if params["http"] is not None:
-        endpoints = _http.plan(params["http"])  # bad endpoints are refused before anything is read
-        found["http"] = health_part(
-            "http", params["http"], _http.DEFAULTS, lambda o, th: _http.read_health(o, th, endpoints)
-        )
+    if o.http is not None:
+        endpoints = list(o.endpoints)
+        found["http"] = health_part("http", o.http, _http.DEFAULTS, lambda p, th: _http.read_health(p, th, endpoints))
     return found
 
 
@@ -410,9 +443,8 @@ def check_nginx_test(argv: list[str]) -> None:
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
     started = time.monotonic()
-    check_nginx_test(module.params["nginx_test"])
-    merge_thresholds(DEFAULTS, module.params["thresholds"])
-    todo = parts(module)
+    o = check_inputs(module.params)
+    todo = parts(module, o)
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:
         done = dict(zip(todo, pool.map(lambda item: timed(module, *item), todo.items())))
     result: dict[str, t.Any] = {"elapsed_ms": {}}
@@ -430,7 +462,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
         if part in done or (part in ("nginx", "config") and part in result)
     }
     result["is_available"] = available
-    return finish(module, findings, result)
+    return finish(module, findings, result, o.fail_on)
 
 
 def main() -> None:

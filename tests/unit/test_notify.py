@@ -281,7 +281,7 @@ def params(folder: Path, **extra: t.Any) -> dict[str, t.Any]:
 
 def test_check_mode_sends_nothing_and_writes_no_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[t.Any] = []
-    monkeypatch.setattr(module, "send", lambda _m, payload: sent.append(payload))
+    monkeypatch.setattr(module, "send", lambda _m, _o, payload: sent.append(payload))
     state_dir = tmp_path / "alerts"
     for _run in range(3):
         result = module.run_module(FakeModule(check_mode=True, **params(state_dir, after=1)))
@@ -291,7 +291,7 @@ def test_check_mode_sends_nothing_and_writes_no_state(tmp_path: Path, monkeypatc
 
 def test_the_state_file_counts_runs_is_private_and_sends_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[t.Any] = []
-    monkeypatch.setattr(module, "send", lambda _m, payload: sent.append(payload))
+    monkeypatch.setattr(module, "send", lambda _m, _o, payload: sent.append(payload))
     state_dir = tmp_path / "alerts"
     events = [module.run_module(FakeModule(**params(state_dir)))["event"] for _run in range(3)]
     assert events == [None, "alert", None] and len(sent) == 1
@@ -315,8 +315,8 @@ def test_the_state_file_counts_runs_is_private_and_sends_once(tmp_path: Path, mo
 def test_a_webhook_that_fails_keeps_the_alert_for_the_next_run_and_never_shows_the_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(module_: t.Any, _payload: t.Any) -> None:
-        raise StackopsError(f"The webhook at {module.where(module_.params['url'])} was not told: HTTP 500.")
+    def refuse(_module: t.Any, o: module.Options, _payload: t.Any) -> None:
+        raise StackopsError(f"The webhook at {module.where(o.url)} was not told: HTTP 500.")
 
     monkeypatch.setattr(module, "send", refuse)
     state_dir = tmp_path / "alerts"
@@ -326,7 +326,7 @@ def test_a_webhook_that_fails_keeps_the_alert_for_the_next_run_and_never_shows_t
     assert "s3cr3t" not in str(raised.value) + json.dumps(raised.value.details)
     assert json.loads((state_dir / "lab1.json").read_text())["checks"]["health_check"]["alerted"] == ""
     sent: list[t.Any] = []
-    monkeypatch.setattr(module, "send", lambda _m, payload: sent.append(payload))
+    monkeypatch.setattr(module, "send", lambda _m, _o, payload: sent.append(payload))
     assert module.run_module(FakeModule(**params(state_dir, after=1)))["event"] == "alert" and len(sent) == 1
 
 

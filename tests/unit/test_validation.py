@@ -263,13 +263,18 @@ def test_other_commands_as_nginx_test_are_refused(argv: list[str]) -> None:
         stack_health.check_nginx_test(argv)
 
 
+def given(module: t.Any, **changes: t.Any) -> dict[str, t.Any]:
+    """A module's params as Ansible hands them over: every option at its default unless changed."""
+    return {name: option.get("default") for name, option in module.argument_spec().items()} | changes
+
+
 def exec_params(**extra: t.Any) -> dict[str, t.Any]:
-    base = {"argv": ["true"], "index": 1, "user": None, "workdir": None, "env": None}
-    return {**base, **extra}
+    return given(compose_exec, project_src="/srv/app", argv=["true"], **extra)
 
 
 def test_compose_exec_passes_env_values_by_name_only() -> None:
-    args = compose_exec.exec_args(exec_params(service="app", env={"PGPASSWORD": "x", "_A1": "y"}, workdir="/srv"))
+    o = compose_exec.check_inputs(exec_params(service="app", env={"PGPASSWORD": "x", "_A1": "y"}, workdir="/srv"))
+    args = compose_exec.exec_args(o)
     assert args == ["exec", "-T", "--index", "1", "--workdir", "/srv", "-e", "PGPASSWORD", "-e", "_A1", "app", "true"]
 
 
@@ -284,7 +289,7 @@ def test_compose_exec_passes_env_values_by_name_only() -> None:
 )
 def test_compose_exec_refuses_env_names_and_relative_workdirs(extra: dict[str, t.Any], message: str) -> None:
     with pytest.raises(StackopsError, match=message):
-        compose_exec.exec_args(exec_params(service="app", **extra))
+        compose_exec.check_inputs(exec_params(service="app", **extra))
 
 
 @pytest.mark.parametrize(
@@ -295,9 +300,9 @@ def test_compose_exec_refuses_env_names_and_relative_workdirs(extra: dict[str, t
     ],
 )
 def test_compose_logs_refuses_bad_output_options(extra: dict[str, t.Any], message: str) -> None:
-    compose_logs.check_output({"return_lines": -1, "dest": "/var/log/x.log"})
+    compose_logs.check_inputs(given(compose_logs, project_src="/srv/app", dest="/var/log/x.log"))
     with pytest.raises(StackopsError, match=message):
-        compose_logs.check_output({"return_lines": -1, "dest": None, **extra})
+        compose_logs.check_inputs(given(compose_logs, project_src="/srv/app", **extra))
 
 
 @pytest.mark.parametrize(
@@ -310,9 +315,9 @@ def test_compose_logs_refuses_bad_output_options(extra: dict[str, t.Any], messag
 )
 def test_docker_prune_refuses_labels_without_a_name(extra: dict[str, t.Any], message: str) -> None:
     base = {"labels": ["job=nightly"], "keep_labels": ["com.docker.compose.project"]}
-    docker_prune.check_labels(base)
+    docker_prune.check_inputs(given(docker_prune, **base))
     with pytest.raises(StackopsError, match=message):
-        docker_prune.check_labels({**base, **extra})
+        docker_prune.check_inputs(given(docker_prune, **{**base, **extra}))
 
 
 def maintenance_params(**extra: t.Any) -> dict[str, t.Any]:
