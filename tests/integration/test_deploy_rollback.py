@@ -319,6 +319,10 @@ def test_requests_refused_before_anything_changes(stack: Stack) -> None:
     run = run_playbook(ROLLBACK, limit="lab2", extravars={"rollback_database": True})
     assert run.status == "failed"
     assert "Nothing was changed. Run again with -e rollback_database_confirm=true" in run.stdout
+    # An extra variable beats the role's own: a deploy_image would be what the rollback's deploy puts in place.
+    run = run_playbook(ROLLBACK, limit="lab2", extravars={"deploy_image": BROKEN})
+    assert run.status == "failed"
+    assert f"deploy_image={BROKEN} is set for this run" in " ".join(run.stdout.split())
     run = run_playbook(DEPLOY, limit="lab2", extravars={"deploy_image": V2, "deploy_surge_port": 8000})
     assert run.status == "failed"
     assert "deploy_surge_port 8000 is the service port: the surge needs a spare port." in run.stdout
