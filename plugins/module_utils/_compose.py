@@ -378,10 +378,8 @@ def readiness_problems(
 class ComposeProject:
     """One compose project as the CLI sees it; every call is an argv list through module.run_command."""
 
-    def __init__(self, module: t.Any, where: ProjectRef | Mapping[str, t.Any]) -> None:
-        """`where` is the project's ProjectRef, or options named as common_argument_spec names them."""
+    def __init__(self, module: t.Any, ref: ProjectRef) -> None:
         self.module = module
-        ref = where if isinstance(where, ProjectRef) else ProjectRef.of(where)
         self.project_src = ref.project_src
         self.files = list(ref.files)
         self.project_name = ref.project_name
@@ -628,13 +626,9 @@ class ComposeProject:
 
 
 def service_project(
-    module: t.Any, where: ProjectRef | Mapping[str, t.Any], service: str, error: type[StackopsError] = ComposeError
+    module: t.Any, ref: ProjectRef, service: str, error: type[StackopsError] = ComposeError
 ) -> ComposeProject:
-    """The project with `service` defined and running; `where` is its ProjectRef, or the compose_project_* options
-    of project_argument_spec. `error` is the exception a module raises when it is not."""
-    ref = where if isinstance(where, ProjectRef) else ProjectRef.of_service(where)
-    if ref is None:
-        raise error(f"Service {service} needs compose_project_src, the folder of its compose project.")
+    """The project with `service` defined and running; `error` is the exception a module raises when it is not."""
     project = ComposeProject(module, ref)
     project.check_services([service])
     if not any(c.service == service and c.running for c in project.containers()):

@@ -18,10 +18,9 @@ import stat
 import tempfile
 import time
 import typing as t
-from collections.abc import Mapping
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
-from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject, Container
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeProject, Container, ProjectRef
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import rate, verdict
 from ansible_collections.stackops.runbooks.plugins.module_utils._place import Place
 from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_pem
@@ -135,11 +134,11 @@ class Nginx:
         module: t.Any,
         binary: str,
         service: str | None = None,
-        compose_project: Mapping[str, t.Any] | None = None,
+        compose_project: ProjectRef | None = None,
         config: str | None = None,
         pid_file: str | None = None,
     ) -> None:
-        """compose_project: compose_project_src, compose_project_name and compose_files (None on the host)."""
+        """compose_project: the project of nginx's compose service (None on the host)."""
         self.module = module
         self.binary = binary
         self.service = service
@@ -149,14 +148,7 @@ class Nginx:
         if compose_project is not None:
             if not self.service:
                 raise NginxError("compose_project_src is set but compose_service is not; name nginx's service.")
-            self.project = ComposeProject(
-                module,
-                {
-                    "project_src": compose_project["compose_project_src"],
-                    "project_name": compose_project.get("compose_project_name"),
-                    "files": compose_project.get("compose_files"),
-                },
-            )
+            self.project = ComposeProject(module, compose_project)
             self.project.check_services([self.service])
             spec = self.project.services[self.service]
             self.mounts = [

@@ -21,6 +21,7 @@ import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
     DEFAULT_PAGE,
@@ -63,8 +64,7 @@ class Options:
     owner: str | None
     group: str | None
     compose_service: str | None
-    # compose_project_src, compose_project_name, compose_files: the project of compose_service; None on the host
-    compose_project: Mapping[str, t.Any] | None
+    compose_project: ProjectRef | None  # the project of compose_service; None on the host
     nginx_binary: str
     pid_file: str | None
     reload: bool
@@ -152,14 +152,13 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
         raise NginxError("Give exactly one of content and src.")
     if p["upstream"] and not p["upstream_servers"]:
         raise NginxError(f"upstream {p['upstream']} needs upstream_servers, the servers to point it at.")
-    project = {key: p[key] for key in ("compose_project_src", "compose_project_name", "compose_files")}
     given = {f.name: p[f.name] for f in fields(Options) if f.name in p}
     lists = ("upstream_servers", "maintenance_allow", "maintenance_exempt_paths", "maintenance_probe_urls")
     given.update({name: tuple(p[name] or ()) for name in lists})
     given.update(
         mode=file_mode(p["mode"]) if manages_dest else None,
         maintenance=maintenance,
-        compose_project=project if p["compose_project_src"] else None,
+        compose_project=ProjectRef.of_service(p),
     )
     return Options(**given)
 

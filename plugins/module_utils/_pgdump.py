@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import CHUNK, BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import (
     ComposeProject,
+    ProjectRef,
     project_argument_spec,
     service_project,
 )
@@ -134,7 +135,8 @@ class Tools:
         self.module = module
         self.params = params
         service: str = params["compose_service"]
-        project = service_project(module, params, service, BackupError) if params["compose_project_src"] else None
+        ref = ProjectRef.of_service(params)
+        project = service_project(module, ref, service, BackupError) if ref else None
         self.place = Place(module, BackupError, project, service)
         libpq = connect_params(params, application)
         self.env = {"PGAPPNAME": application, "PGCONNECT_TIMEOUT": str(libpq["connect_timeout"])}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import _nginx_operations as ops
+from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import Nginx, NginxError
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx_probe import probe_targets
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder
@@ -60,7 +61,7 @@ def test_check_inputs_gives_a_frozen_record_of_the_options() -> None:
         ("127.0.2.1:8001",),
         ("/health",),
     )
-    assert o.compose_project == {"compose_project_src": "/srv/app", "compose_project_name": None, "compose_files": None}
+    assert o.compose_project == ProjectRef("/srv/app")
     assert o.manages_dest
     with pytest.raises(AttributeError):
         o.dest = "/elsewhere"  # type: ignore[misc]
