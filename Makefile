@@ -30,13 +30,14 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv collection lab-up lab-down lab-status demo lint sanity unit integration matrix test docs bench clean
+.PHONY: help venv collection lab-up lab-down lab-status demo lint sanity unit integration matrix test docs bench bench-fleet clean
 
 help:
 	@echo "make demo        bring the lab up and run the main job against it"
 	@echo "make test        every check: lint, ansible-test sanity, unit and integration tests (brings the lab up)"
 	@echo "make lab-up | lab-down | lab-status    the lab fleet (127.0.2.N hosts over SSH)"
 	@echo "make lint | sanity | unit | integration | matrix | docs | bench   (CORE=$(NEWEST) for the newest ansible-core)"
+	@echo "make bench-fleet [FLEET_SIZES=3,10]   health check, backup and drill over 3 to 100 aliases of the lab hosts"
 
 $(BIN)/.installed: requirements-dev.txt
 	@test -x "$(PYTHON)" || { echo "ansible-core $(CORE) needs Python 3.12 or later: install it (pyenv install 3.12) or set PYTHON"; exit 1; }
@@ -128,6 +129,14 @@ bench: lab-up
 	$(BIN)/python bench/nginx_switch.py
 	$(BIN)/python bench/backup_restore.py
 	$(BIN)/python bench/redis_delete.py
+
+# Fleet scale (bench/README.md, "Fleet scale"): wall time and controller CPU per host as the fleet grows, about 35
+# minutes for every size on the 2-core lab machine; FLEET_SIZES=3,10 for a quick check. It holds the lab's lock
+# (/tmp/team/engine.lock, when the machine has one) so that no integration test shares the lab while it measures.
+FLEET_SIZES ?= 3,10,30,100
+FLEET_LOCK := $(firstword $(wildcard /tmp/team/engine.lock) $(CURDIR)/.build/lab.lock)
+bench-fleet: lab-up
+	flock $(FLEET_LOCK) $(BIN)/python bench/fleet.py --sizes $(FLEET_SIZES)
 
 # stack_health's nested doc fragment, then module and role pages, are generated; tests/unit/test_docs.py fails when
 # either is stale.

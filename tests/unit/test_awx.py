@@ -240,6 +240,27 @@ def test_drill_survey_asks_what_the_brief_names() -> None:
     assert drill.get("job_slice_count", 1) >= 1
 
 
+# The templates that run over the whole fleet, with forks and slices from bench/fleet.py (docs/awx.md).
+FLEET_TEMPLATES = ("stackops health check", "stackops backup", "stackops restore drill")
+
+
+@pytest.mark.parametrize("name", FLEET_TEMPLATES)
+def test_fleet_templates_set_forks_and_one_slice(name: str) -> None:
+    template = TEMPLATE_NAMES[name]
+    forks = template.get("forks")
+    assert isinstance(forks, int) and not isinstance(forks, bool) and 1 <= forks <= 50, f"{name}: forks {forks!r}"
+    assert template.get("job_slice_count") == 1, f"{name}: one job covers 100 hosts well within its timeout"
+    task = next(task for task, module in AWX_TASKS if module == "job_template")
+    assert task["awx.awx.job_template"]["forks"] == "{{ item.forks | default(omit) }}", "configure.yml passes forks"
+
+
+def test_drill_forks_never_cut_a_batch_of_its_serial() -> None:
+    serial = re.search(r"restore_drill_serial \| default\((\d+)\)", (REPO / "playbooks/restore_drill.yml").read_text())
+    assert serial
+    drill = TEMPLATE_NAMES["stackops restore drill"]
+    assert drill["forks"] >= int(drill["extra_vars"].get("restore_drill_serial", serial.group(1)))
+
+
 # Schedules
 
 
