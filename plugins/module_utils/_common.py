@@ -47,12 +47,55 @@ def check_no_control_characters(value: str, option: str) -> str:
 
 def options_of(record: type[Record], params: Mapping[str, t.Any], **checked: t.Any) -> Record:
     """A module's options as its frozen record, built once at the input check: each field from the option of its
-    name, or from `checked`, the values the check turned into what the operations take (parsed, normalised)."""
+    name, or from `checked`, the values the check turned into what the operations take (parsed, normalised). A
+    list option is frozen into a tuple, and one left out (None) is () where the field is a tuple."""
     names = [field.name for field in dataclasses.fields(t.cast(t.Any, record))]
     unknown = sorted(set(checked) - set(names))
     if unknown:
         raise TypeError(f"{record.__name__} has no field {', '.join(unknown)}")
-    return record(**{name: checked[name] if name in checked else params[name] for name in names})
+    hints = t.get_type_hints(record)
+    return record(**{name: checked[name] if name in checked else frozen(params[name], hints[name]) for name in names})
+
+
+def frozen(value: t.Any, hint: t.Any) -> t.Any:
+    """An option's value as a frozen record's field of type `hint` holds it."""
+    if isinstance(value, list):
+        return tuple(value)
+    if value is None and t.get_origin(hint) is tuple:
+        return ()
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Login:
+    """How to reach a server and log in, as every service's connection options name it (login_host, login_port,
+    login_user, login_password, login_unix_socket, connect_timeout); each service's record adds its own."""
+
+    host: str
+    port: int
+    user: str | None
+    password: str | None = dataclasses.field(repr=False)
+    unix_socket: str | None
+    connect_timeout: int
+
+    @staticmethod
+    def checked(params: Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Login's fields from the options, refused before anything connects when the timeout or port is bad."""
+        if params["connect_timeout"] < 1:
+            raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
+        return {
+            "host": params["login_host"],
+            "port": check_port(params["login_port"], "login_port"),
+            "user": params["login_user"],
+            "password": params["login_password"],
+            "unix_socket": params["login_unix_socket"],
+            "connect_timeout": params["connect_timeout"],
+        }
+
+    @property
+    def target(self) -> str:
+        """The server as the user named it: its socket, or host:port."""
+        return self.unix_socket or f"{self.host}:{self.port}"
 
 
 class StackopsModule(AnsibleModule):

@@ -31,6 +31,15 @@ class Advice(Finding):
     action: str | None = None
 
 
+@dataclass(frozen=True)
+class HealthOptions:
+    """The options of health_argument_spec once checked; each health module's record adds what it reads."""
+
+    checks: tuple[str, ...]  # empty: the module's default sections
+    thresholds: t.Mapping[str, float]  # the module's defaults with the user's numbers
+    fail_on: str  # stack_health's parts have none: stack_health's own decides
+
+
 def health_argument_spec(sections: t.Sequence[str]) -> dict[str, t.Any]:
     return {
         "checks": {"type": "list", "elements": "str", "choices": list(sections)},
@@ -79,15 +88,10 @@ def verdict(findings: list[Finding]) -> str:
     return max((f.severity for f in findings), key=SEVERITIES.index, default="ok")
 
 
-def finish(
-    module: t.Any, findings: list[Finding], result: dict[str, t.Any], fail_on: str | None = None
-) -> dict[str, t.Any]:
-    """Add status and findings to result; raise when fail_on (by default the module's option) says this status
-    fails the task."""
+def finish(findings: list[Finding], result: dict[str, t.Any], fail_on: str) -> dict[str, t.Any]:
+    """Add status and findings to result; raise when fail_on says this status fails the task."""
     status = verdict(findings)
     result.update(changed=False, status=status, findings=[asdict(f) for f in findings])
-    if fail_on is None:
-        fail_on = module.params["fail_on"]
     if fail_on != "never" and SEVERITIES.index(status) >= SEVERITIES.index(fail_on):
         reasons = "; ".join(f.message.rstrip(".") for f in findings if f.severity != "ok")
         raise StackopsError(f"Health is {status}: {reasons}.", **result)

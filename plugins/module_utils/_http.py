@@ -19,11 +19,22 @@ import socket
 import ssl
 import time
 import typing as t
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import CONTROL_CHARACTERS, StackopsError
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
+    CONTROL_CHARACTERS,
+    StackopsError,
+    options_of,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
+    Finding,
+    HealthOptions,
+    merge_thresholds,
+    rate,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._tls import CertificateError, parse_der
 
 SECTIONS = ["status", "latency", "tls"]
@@ -54,14 +65,32 @@ class Endpoint(t.NamedTuple):
     severity: str
 
 
-def plan(params: dict[str, t.Any]) -> list[Endpoint]:
-    """The requests to make, with their defaults filled in; bad input is refused before anything is asked."""
-    if params["timeout"] <= 0:
-        raise StackopsError(f"timeout must be more than 0 seconds, not {params['timeout']}.")
-    if params["ca_path"] and not os.path.isfile(params["ca_path"]):
-        raise StackopsError(f"ca_path {params['ca_path']} is not a file; give the PEM file of the CAs to trust.")
+@dataclass(frozen=True)
+class Health(HealthOptions):
+    """http_health's options (stack_health's http option) once checked: what one health read takes."""
+
+    endpoints: tuple[Endpoint, ...] = field(repr=False)  # their headers may hold tokens
+    timeout: float
+    validate_certs: bool
+    ca_path: str | None
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Health:
+    """Bad input is refused before anything is asked."""
+    thresholds = merge_thresholds(DEFAULTS, params["thresholds"])
+    return options_of(
+        Health, params, endpoints=plan(params), thresholds=thresholds, fail_on=params.get("fail_on", "critical")
+    )
+
+
+def plan(options: Mapping[str, t.Any]) -> tuple[Endpoint, ...]:
+    """The requests to make, with their defaults filled in (part of the input check)."""
+    if options["timeout"] <= 0:
+        raise StackopsError(f"timeout must be more than 0 seconds, not {options['timeout']}.")
+    if options["ca_path"] and not os.path.isfile(options["ca_path"]):
+        raise StackopsError(f"ca_path {options['ca_path']} is not a file; give the PEM file of the CAs to trust.")
     planned, names = [], set()
-    for entry in params["endpoints"]:
+    for entry in options["endpoints"]:
         url = entry["url"]
         check_url(url)
         name = entry["name"] or url
@@ -93,7 +122,7 @@ def plan(params: dict[str, t.Any]) -> list[Endpoint]:
                 severity=entry["severity"],
             )
         )
-    return planned
+    return tuple(planned)
 
 
 def check_url(url: str) -> t.Any:
@@ -298,7 +327,7 @@ def prometheus_targets(document: t.Any) -> tuple[dict[str, t.Any], list[str]]:
 
 
 def judge(
-    endpoint: Endpoint, answer: dict[str, t.Any], th: dict[str, float], sections: list[str]
+    endpoint: Endpoint, answer: dict[str, t.Any], th: dict[str, float], sections: Sequence[str]
 ) -> tuple[dict[str, t.Any], list[Finding]]:
     result: dict[str, t.Any] = {k: answer[k] for k in ("url", "method", "status", "elapsed_ms") if k in answer}
     findings: list[Finding] = []
@@ -376,20 +405,15 @@ def http_argument_spec() -> dict[str, t.Any]:
     }
 
 
-def read_health(
-    params: dict[str, t.Any], th: dict[str, float], endpoints: list[Endpoint] | None = None
-) -> tuple[dict[str, t.Any], list[Finding]]:
-    """Every endpoint asked at once and judged; bad input raises before anything is asked. A caller that planned
-    the endpoints already (to refuse bad ones early) passes them."""
-    sections = params["checks"] or SECTIONS
-    endpoints = plan(params) if endpoints is None else endpoints
-    with ThreadPoolExecutor(max_workers=min(8, len(endpoints)) or 1) as pool:
-        answers = list(
-            pool.map(lambda e: ask(e, params["timeout"], params["validate_certs"], params["ca_path"]), endpoints)
-        )
+def read_health(o: Health) -> tuple[dict[str, t.Any], list[Finding]]:
+    """Every endpoint asked at once and judged."""
+    sections = o.checks or SECTIONS
+    with ThreadPoolExecutor(max_workers=min(8, len(o.endpoints)) or 1) as pool:
+        answers = list(pool.map(lambda e: ask(e, o.timeout, o.validate_certs, o.ca_path), o.endpoints))
+    th = dict(o.thresholds)
     results: dict[str, t.Any] = {}
     findings: list[Finding] = []
-    for endpoint, answer in zip(endpoints, answers):
+    for endpoint, answer in zip(o.endpoints, answers):
         results[endpoint.name], found = judge(endpoint, answer, th, sections)
         findings += found
     available = all(a.get("error") is None for a in answers)

@@ -486,7 +486,7 @@ class Registry:
     def authorize(self, ref: ImageRef, challenge: str, insecure: bool) -> str:
         """The Authorization header a 401 challenge asks for: Basic with docker's credentials, or a Bearer token
         from the registry's token service (anonymous when there are no credentials)."""
-        scheme, params = parse_challenge(challenge)
+        scheme, auth = parse_challenge(challenge)
         creds = self.docker.credentials(ref)
         if scheme == "basic":
             if not creds or not creds.username:
@@ -497,15 +497,15 @@ class Registry:
             pair = base64.b64encode(f"{creds.username}:{creds.secret}".encode()).decode()
             self.docker.module.no_log_values.add(pair)
             return f"Basic {pair}"
-        if scheme != "bearer" or not params.get("realm"):
+        if scheme != "bearer" or not auth.get("realm"):
             raise ImageError(f"The registry {ref.domain} asks for an authentication this module does not speak.")
-        query = {"service": params.get("service", ""), "scope": params.get("scope") or f"repository:{ref.path}:pull"}
+        query = {"service": auth.get("service", ""), "scope": auth.get("scope") or f"repository:{ref.path}:pull"}
         try:
             if creds and creds.identity_token:
                 form = {**query, "grant_type": "refresh_token", "refresh_token": creds.identity_token}
                 form["client_id"] = "stackops.runbooks"
                 response = open_url(
-                    params["realm"],
+                    auth["realm"],
                     data=urlencode(form).encode(),
                     method="POST",
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -519,7 +519,7 @@ class Registry:
                     pair = base64.b64encode(f"{creds.username}:{creds.secret}".encode()).decode()
                     self.docker.module.no_log_values.add(pair)
                     headers["Authorization"] = f"Basic {pair}"
-                response = self.open(f"{params['realm']}?{urlencode(query)}", "GET", headers, insecure)
+                response = self.open(f"{auth['realm']}?{urlencode(query)}", "GET", headers, insecure)
             answer = json.loads(response.read(MANIFEST_LIMIT).decode("utf-8"))
         except HTTPError as exc:
             raise ImageError(

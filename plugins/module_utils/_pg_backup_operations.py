@@ -50,6 +50,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
     DATABASE_SETTINGS,
     GLOBALS_TRAILER,
     TABLE_NAMES,
+    ClientPlace,
     PlainDump,
     Tools,
     catalog,
@@ -62,14 +63,13 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
     expected_of,
     load_plain,
     read_plain,
-    tools_argument_spec,
     version_refusal,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    PgLogin,
     check_database_name,
     connected,
-    connection_argument_spec,
     must_connect,
     rows,
 )
@@ -110,20 +110,13 @@ class Options:
     lock_timeout: int
     sentinel: bool
     jobs: int
-    # The connection and client-program options (login_*, ssl_mode, ca_cert, compose_*, jobs), as must_connect,
-    # connected and Tools read them.
-    connection: Mapping[str, t.Any]
-
-    @property
-    def params(self) -> dict[str, t.Any]:
-        """The connection options as the PostgreSQL helpers take them (a copy: they never write to it)."""
-        return dict(self.connection)
+    login: PgLogin
+    client: ClientPlace  # where pg_dump and the other client programs run
 
     @property
     def server(self) -> str:
         """The server as the manifest and the messages name it: its socket directory or host, and port."""
-        c = self.connection
-        return f"{c['login_unix_socket'] or c['login_host']}:{c['login_port']}"
+        return f"{self.login.unix_socket or self.login.host}:{self.login.port}"
 
 
 def check_inputs(p: Mapping[str, t.Any]) -> Options:
@@ -163,7 +156,8 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
         lock_timeout=p["lock_timeout"],
         sentinel=p["sentinel"],
         jobs=p["jobs"],
-        connection={name: p[name] for name in (*connection_argument_spec(), *tools_argument_spec())},
+        login=PgLogin.of(p),
+        client=ClientPlace.of(p),
     )
 
 
@@ -316,7 +310,7 @@ def take(tools: Tools, o: Options, work: str, name: str, source: str | None = No
     manifest."""
     started = time.time()
     dump_major, dump_version = tools.version("pg_dump")
-    conn = must_connect(o.params, APPLICATION, source or o.db, error=BackupError)
+    conn = must_connect(o.login, APPLICATION, source or o.db, error=BackupError)
     try:
         if dump_major < conn.server_version // 10000:
             raise BackupError(
@@ -354,7 +348,7 @@ def take(tools: Tools, o: Options, work: str, name: str, source: str | None = No
                 "--globals-only",
                 *tools.conn_args,
                 "-l",
-                o.connection["login_db"],
+                o.login.db,
                 what="Saving the roles (globals=true, which needs a superuser)",
                 stdout_path=os.path.join(work, globals_rel),
             )
@@ -438,8 +432,8 @@ def backup(module: t.Any, o: Options, rec: Recorder) -> None:
     # Where the tools run, and that the database is there, are checked before dest, its lock or a partial exist;
     # check mode checks them too, so that it fails where a real run would.
     try:
-        tools = Tools(module, o.params, APPLICATION)
-        must_connect(o.params, APPLICATION, o.db, read_only=True, error=BackupError).close()
+        tools = Tools(module, o.login, o.client, APPLICATION)
+        must_connect(o.login, APPLICATION, o.db, read_only=True, error=BackupError).close()
     except StackopsError as exc:
         raise BackupError(f"The backup of {o.db} failed and nothing was kept: {exc}") from None
     now = time.time()
@@ -507,7 +501,7 @@ def trial(tools: Tools, o: Options, admin: t.Any, dump: PlainDump, scratch: str)
     options = database_options(dump, live[0] if live else {})
     create_database(admin, scratch, options, f"{SCRATCH_COMMENT} of {o.src}, pid {os.getpid()}")
     load_plain(tools, o.src, scratch)
-    conn = must_connect(o.params, APPLICATION, scratch, error=BackupError)
+    conn = must_connect(o.login, APPLICATION, scratch, error=BackupError)
     try:
         problems = compare(expected_of(dump), catalog(conn))
     finally:
@@ -520,7 +514,7 @@ def live_tables(o: Options, admin: t.Any) -> list[str] | None:
     """The tables of db on the server, None when there is no such database."""
     if not rows(admin, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (o.db,)):
         return None
-    conn = must_connect(o.params, APPLICATION, o.db, read_only=True, error=BackupError)
+    conn = must_connect(o.login, APPLICATION, o.db, read_only=True, error=BackupError)
     try:
         return [r["name"] for r in rows(conn, TABLE_NAMES)]
     finally:
@@ -531,7 +525,7 @@ def adopt(module: t.Any, o: Options, rec: Recorder) -> None:
     """Checks the dump and the server, plans, and (not in check mode) converts; nothing changes on a refusal."""
     dump, origin = read_plain(o.src)
     dumped_at = os.path.getmtime(o.src)
-    with connected(o.params, APPLICATION, error=BackupError) as admin:
+    with connected(o.login, APPLICATION, error=BackupError) as admin:
         roles = {r["rolname"] for r in rows(admin, "SELECT rolname FROM pg_catalog.pg_roles")}
         why = refusal(o.src, dump, o, admin.server_version // 10000, live_tables(o, admin), roles)
         if why:
@@ -555,7 +549,7 @@ def adopt(module: t.Any, o: Options, rec: Recorder) -> None:
 def convert(module: t.Any, o: Options, rec: Recorder, admin: t.Any, dump: PlainDump, scratch: str) -> None:
     """The trial restore into scratch, and its backup as a set of db; scratch is always dropped again."""
     adoption = rec.result["adopted"]
-    tools = Tools(module, o.params, APPLICATION)
+    tools = Tools(module, o.login, o.client, APPLICATION)
     why = client_refusal("psql", tools.version("psql")[0], dump.dump_major, o.src, tools.where)
     if why:
         raise BackupError(why)

@@ -9,9 +9,16 @@ section, each reading compared with the thresholds."""
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, options_of
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
+    Finding,
+    HealthOptions,
+    merge_thresholds,
+    rate,
+)
 from ansible_collections.stackops.runbooks.plugins.module_utils._pg_advisors import (
     ADVISOR_DEFAULTS,
     ADVISOR_READERS,
@@ -21,10 +28,10 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pg_advisors imp
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    PgLogin,
     connect,
     redacted,
     rows,
-    target,
 )
 
 SECTIONS = [
@@ -362,16 +369,31 @@ READERS: dict[str, t.Callable[..., tuple[dict[str, t.Any], list[Finding]]]] = {
 }
 
 
-def read_health(
-    params: dict[str, t.Any], th: dict[str, float], application: str
-) -> tuple[dict[str, t.Any], list[Finding]]:
-    """The result sections and the findings of one health read; an unreachable server is a critical finding."""
+@dataclass(frozen=True)
+class Health(HealthOptions):
+    """pg_health's options (stack_health's postgres option) once checked: what one health read takes."""
+
+    login: PgLogin
+    advisors: tuple[str, ...]
+    top: int
+
+
+def check_inputs(params: Mapping[str, t.Any]) -> Health:
+    thresholds = merge_thresholds(DEFAULTS, params["thresholds"])
     if params["top"] < 1:
         raise StackopsError(f"top must be at least 1, not {params['top']}.")
-    conn, error = connect(params, application, read_only=True)
+    return options_of(
+        Health, params, login=PgLogin.of(params), thresholds=thresholds, fail_on=params.get("fail_on", "critical")
+    )
+
+
+def read_health(o: Health, application: str) -> tuple[dict[str, t.Any], list[Finding]]:
+    """The result sections and the findings of one health read; an unreachable server is a critical finding."""
+    conn, error = connect(o.login, application, read_only=True)
     if conn is None:
-        finding = Finding("availability", "critical", f"PostgreSQL at {target(params)} is not available: {error}")
+        finding = Finding("availability", "critical", f"PostgreSQL at {o.login.target} is not available: {error}")
         return {"is_available": False, "conn_err_msg": error}, [finding]
+    th = dict(o.thresholds)
     try:
         with conn.cursor() as cur:
             # A health check must never hang on a sick server, nor hold locks.
@@ -384,9 +406,9 @@ def read_health(
         )
         result: dict[str, t.Any] = {"is_available": True, "server": server}
         findings: list[Finding] = []
-        for section in dict.fromkeys((params["checks"] or SECTIONS) + (params.get("advisors") or [])):
+        for section in dict.fromkeys((*(o.checks or SECTIONS), *o.advisors)):
             try:
-                data, found = READERS[section](conn, th, params["top"], server)
+                data, found = READERS[section](conn, th, o.top, server)
             except DatabaseError as exc:
                 # One unreadable section (a missing privilege, a timeout) must not hide the others.
                 message = (str(exc).strip() or type(exc).__name__).splitlines()[0]

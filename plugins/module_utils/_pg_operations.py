@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 import typing as t
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder, Step
 from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance import (
     IDLE_STATES,
@@ -38,6 +38,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._pg_maintenance 
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
     DatabaseError,
+    PgLogin,
     check_database_name,
     redacted,
     rows,
@@ -110,21 +111,29 @@ def scope(option: str, value: t.Any) -> bool | list[str]:
     raise StackopsError(f"{option} must be true, false or a list of table names, not {value!r}.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Asked:
+    """pg_maintenance's options once checked: what the operations read, instead of the module's params."""
+
     vacuum: bool | list[str]
     analyze: bool | list[str]
     reindex: bool | list[str]
     thresholds: Thresholds
+    full: bool
+    concurrently: bool
+    lock_timeout: int
+    terminate_idle: bool
+    idle_for: int
+    states: tuple[str, ...]
+    session_filter: Mapping[str, t.Any] | None
+    settings: Mapping[str, t.Any] | None
+    pg_stat_statements: bool
+    ensure_database: Mapping[str, t.Any]  # empty: no database to ensure
+    login: PgLogin
 
 
-def check_inputs(p: dict[str, t.Any]) -> Asked:
-    asked = Asked(
-        scope("vacuum", p["vacuum"]),
-        scope("analyze", p["analyze"]),
-        scope("reindex", p["reindex"]),
-        Thresholds(p["min_dead_pct"], p["min_dead_tuples"], p["min_modified_pct"]),
-    )
+def check_inputs(p: Mapping[str, t.Any]) -> Asked:
+    vacuum, analyze, reindex = (scope(name, p[name]) for name in ("vacuum", "analyze", "reindex"))
     for name in ("min_dead_pct", "min_dead_tuples", "min_modified_pct", "lock_timeout", "idle_for"):
         if p[name] is not None and p[name] < 0:
             raise StackopsError(f"{name} must be 0 or more, not {p[name]}.")
@@ -135,13 +144,22 @@ def check_inputs(p: dict[str, t.Any]) -> Asked:
         check_database_name(p["ensure_database"]["name"], "ensure_database.name", new=True)
         if p["ensure_database"]["template"]:
             check_database_name(p["ensure_database"]["template"], "ensure_database.template")
-    if p["full"] and not asked.vacuum:
+    if p["full"] and not vacuum:
         raise StackopsError("full=true rewrites the tables that vacuum names; set vacuum too (true or a list).")
     if p["terminate_idle"] and not p["states"]:
         raise StackopsError(f"states is empty, so terminate_idle would end nothing; give some of {list(IDLE_STATES)}.")
     if p["settings"] is not None and not p["settings"]:
         raise StackopsError("settings is empty; give the settings to write, or leave the option out.")
-    return asked
+    return options_of(
+        Asked,
+        p,
+        vacuum=vacuum,
+        analyze=analyze,
+        reindex=reindex,
+        thresholds=Thresholds(p["min_dead_pct"], p["min_dead_tuples"], p["min_modified_pct"]),
+        ensure_database=p["ensure_database"] or {},
+        login=PgLogin.of(p),
+    )
 
 
 def stamp(value: t.Any) -> t.Any:
@@ -249,7 +267,6 @@ class Maintenance:
 
     def __init__(self, module: t.Any, conn: t.Any, asked: Asked) -> None:
         self.module = module
-        self.p = module.params
         self.conn = conn
         self.asked = asked
         self.check = module.check_mode
@@ -297,13 +314,13 @@ class Maintenance:
     # --- the plan -----------------------------------------------------------------------------------------------
 
     def plan(self) -> None:
-        if self.p["ensure_database"]:
+        if self.asked.ensure_database:
             self.database_plan = self.plan_database()
-        if self.p["settings"] or self.p["pg_stat_statements"]:
+        if self.asked.settings or self.asked.pg_stat_statements:
             self.settings_plan = self.plan_settings()
-        if self.p["pg_stat_statements"]:
+        if self.asked.pg_stat_statements:
             self.extension = self.plan_extension()
-        if self.p["terminate_idle"]:
+        if self.asked.terminate_idle:
             self.sessions = self.plan_sessions()
         if self.asked.vacuum or self.asked.analyze:
             self.tables = self.plan_tables()
@@ -311,7 +328,7 @@ class Maintenance:
             self.reindex = self.plan_reindex()
 
     def plan_database(self) -> dict[str, t.Any]:
-        spec = self.p["ensure_database"]
+        spec = self.asked.ensure_database
         found = self.database(spec["name"])
         owner = spec["owner"]
         problems = []
@@ -344,7 +361,7 @@ class Maintenance:
             entries = rows(self.conn, FILE_SETTINGS)
         except DatabaseError as exc:
             raise StackopsError(
-                f"Cannot read the configuration files (pg_file_settings) as {self.p['login_user']}: "
+                f"Cannot read the configuration files (pg_file_settings) as {self.asked.login.user}: "
                 f"{str(exc).strip().splitlines()[0]}. Connect as a superuser, or grant it pg_read_all_settings."
             ) from None
         files: dict[str, list[FileEntry]] = {}
@@ -354,8 +371,8 @@ class Maintenance:
 
     def plan_settings(self) -> list[SettingChange]:
         gucs, files = self.read_settings()
-        wanted = dict(self.p["settings"] or {})
-        if self.p["pg_stat_statements"]:
+        wanted = dict(self.asked.settings or {})
+        if self.asked.pg_stat_statements:
             given = next((key for key in wanted if key.lower() == SPL), None)
             if given is not None:
                 wanted[given] = with_library(split_list(wanted[given] or ""), LIBRARY) or wanted[given]
@@ -394,12 +411,12 @@ class Maintenance:
         return {"installed": found[0]["installed_version"] is not None}
 
     def plan_sessions(self) -> list[dict[str, t.Any]]:
-        flt = self.p["session_filter"] or {}
+        flt = self.asked.session_filter or {}
         return pick_sessions(
             redacted(rows(self.conn, SESSIONS)),
             self.pid,
-            self.p["states"],
-            self.p["idle_for"],
+            self.asked.states,
+            self.asked.idle_for,
             flt.get("databases") or (),
             flt.get("users") or (),
             flt.get("applications") or (),
@@ -450,7 +467,7 @@ class Maintenance:
             and th.min_modified_pct is None
         )
         stats = self.stats(sorted(set(vacuum_oids) | set(analyze_oids)))
-        return plan_tables(stats, set(vacuum_oids), set(analyze_oids), self.p["full"], th, database_wide=whole)
+        return plan_tables(stats, set(vacuum_oids), set(analyze_oids), self.asked.full, th, database_wide=whole)
 
     def plan_reindex(self) -> list[dict[str, t.Any]]:
         if self.asked.reindex is True:
@@ -458,7 +475,7 @@ class Maintenance:
         else:
             found = self.resolve("reindex", t.cast("list[str]", self.asked.reindex), REINDEX_KINDS)
             targets = [{**row, "kind": REINDEX_KINDS[row.pop("relkind")]} for row in found]
-        check_reindex([item for item in targets if item["schema"]], self.p["concurrently"], self.version)
+        check_reindex([item for item in targets if item["schema"]], self.asked.concurrently, self.version)
         for item in targets:
             item["before_bytes"] = self.index_bytes(item)
         return targets
@@ -479,9 +496,9 @@ class Maintenance:
     # --- the changes --------------------------------------------------------------------------------------------
 
     def apply(self) -> None:
-        if self.p["lock_timeout"]:
+        if self.asked.lock_timeout:
             with self.conn.cursor() as cur:
-                cur.execute("SET lock_timeout = %s", (self.p["lock_timeout"] * 1000,))
+                cur.execute("SET lock_timeout = %s", (self.asked.lock_timeout * 1000,))
         operations: list[tuple[str, t.Any, t.Callable[[t.Any], None]]] = [
             ("database", self.database_plan, self.apply_database),
             ("settings", self.settings_plan, self.apply_settings),
@@ -496,7 +513,7 @@ class Maintenance:
                     operation(plan)
 
     def apply_database(self, plan: dict[str, t.Any]) -> None:
-        spec, found, owner = self.p["ensure_database"], plan["found"], plan["owner"]
+        spec, found, owner = self.asked.ensure_database, plan["found"], plan["owner"]
         steps = database_steps(spec, found, owner, self.render)
         try:
             for step in steps:
@@ -511,7 +528,7 @@ class Maintenance:
                 )
         if self.check:
             after = dict(found or {"name": spec["name"], "encoding": spec["encoding"]})
-            after["owner"] = owner or after.get("owner") or self.p["login_user"]
+            after["owner"] = owner or after.get("owner") or self.asked.login.user
         else:
             after = self.database(spec["name"]) or {}
         self.rec.changed |= bool(steps)
@@ -648,7 +665,7 @@ class Maintenance:
                 "VACUUM FULL takes an ACCESS EXCLUSIVE lock on each table while it rewrites it: no reads or writes "
                 "until it is done. It needs free disk space for a copy of the table; run it in a maintenance window."
             )
-        steps = table_steps(plan, self.asked.vacuum is True, self.asked.analyze is True, self.p["full"], self.render)
+        steps = table_steps(plan, self.asked.vacuum is True, self.asked.analyze is True, self.asked.full, self.render)
         for done, step in enumerate(steps):
             try:
                 self.perform(step)
@@ -673,7 +690,7 @@ class Maintenance:
         self.result["untouched"] = plan.untouched
 
     def apply_reindex(self, targets: list[dict[str, t.Any]]) -> None:
-        concurrently = self.p["concurrently"] and self.version >= 120000
+        concurrently = self.asked.concurrently and self.version >= 120000
         if not concurrently:
             self.module.warn(
                 "REINDEX without CONCURRENTLY blocks writes to each table, and reads that use its indexes, until it "

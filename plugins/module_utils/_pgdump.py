@@ -21,6 +21,7 @@ import subprocess
 import threading
 import typing as t
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import CHUNK, BackupError
@@ -32,7 +33,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file
 from ansible_collections.stackops.runbooks.plugins.module_utils._place import Place
-from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connect_params, sql
+from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import PgLogin, sql
 
 STDERR_KEPT = 16384
 MISSING = (
@@ -127,18 +128,28 @@ def compare(expected: dict[str, t.Any], found: dict[str, t.Any]) -> list[str]:
     return [problem for problems in differences(expected, found).values() for problem in problems or []]
 
 
+@dataclass(frozen=True)
+class ClientPlace:
+    """Where the PostgreSQL client programs run: the options of tools_argument_spec once checked (jobs aside)."""
+
+    service: str  # compose_service
+    project: ProjectRef | None  # its compose project; None on the host
+
+    @classmethod
+    def of(cls, params: Mapping[str, t.Any]) -> ClientPlace:
+        return cls(params["compose_service"], ProjectRef.of_service(params))
+
+
 class Tools:
     """Where the PostgreSQL client programs run (a Place: the host or the compose service) and how they reach the
     server."""
 
-    def __init__(self, module: t.Any, params: dict[str, t.Any], application: str) -> None:
+    def __init__(self, module: t.Any, login: PgLogin, client: ClientPlace, application: str) -> None:
         self.module = module
-        self.params = params
-        service: str = params["compose_service"]
-        ref = ProjectRef.of_service(params)
-        project = service_project(module, ref, service, BackupError) if ref else None
-        self.place = Place(module, BackupError, project, service)
-        libpq = connect_params(params, application)
+        ref = client.project
+        project = service_project(module, ref, client.service, BackupError) if ref else None
+        self.place = Place(module, BackupError, project, client.service)
+        libpq = login.libpq(application)
         self.env = {"PGAPPNAME": application, "PGCONNECT_TIMEOUT": str(libpq["connect_timeout"])}
         for key, name in (("password", "PGPASSWORD"), ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")):
             if key in libpq and not (project and key == "sslrootcert"):

@@ -12,14 +12,15 @@ import contextlib
 import re
 import traceback
 import typing as t
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
+    Login,
     StackopsError,
     check_no_control_characters,
-    check_port,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._redact import MASK, redact_connection_strings
 
@@ -91,62 +92,76 @@ def ensure_libs(module: t.Any) -> None:
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
 
 
-def connect_params(params: dict[str, t.Any], application: str) -> dict[str, t.Any]:
-    """libpq keywords from the module's options; empty values are left out so libpq's defaults apply."""
-    if params["connect_timeout"] < 1:
-        raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
-    check_port(params["login_port"], "login_port")
-    check_database_name(params["login_db"], "login_db")
-    found = {
-        "host": params["login_unix_socket"] or params["login_host"],
-        "port": params["login_port"],
-        "user": params["login_user"],
-        "password": params["login_password"],
-        "dbname": params["login_db"],
-        "sslmode": params["ssl_mode"],
-        "sslrootcert": params["ca_cert"],
-        "connect_timeout": params["connect_timeout"],
-        "application_name": application,
-    }
-    return {key: value for key, value in found.items() if value not in (None, "")}
+@dataclass(frozen=True)
+class PgLogin(Login):
+    """How to reach the server and log in: the connection options once checked, built at a module's input check,
+    so that a bad port, timeout or login_db is refused before anything connects."""
+
+    db: str
+    ssl_mode: str
+    ca_cert: str | None
+
+    @classmethod
+    def of(cls, params: Mapping[str, t.Any]) -> PgLogin:
+        """From the options of connection_argument_spec."""
+        return cls(
+            **cls.checked(params),
+            db=check_database_name(params["login_db"], "login_db"),
+            ssl_mode=params["ssl_mode"],
+            ca_cert=params["ca_cert"],
+        )
+
+    def to(self, db: str) -> PgLogin:
+        """The same login into another database of the server."""
+        return replace(self, db=check_database_name(db, "login_db"))
+
+    def libpq(self, application: str) -> dict[str, t.Any]:
+        """libpq keywords; empty values are left out so libpq's defaults apply."""
+        found = {
+            "host": self.unix_socket or self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.db,
+            "sslmode": self.ssl_mode,
+            "sslrootcert": self.ca_cert,
+            "connect_timeout": self.connect_timeout,
+            "application_name": application,
+        }
+        return {key: value for key, value in found.items() if value not in (None, "")}
 
 
-def connect(params: dict[str, t.Any], application: str, read_only: bool = False) -> tuple[t.Any, str | None]:
+def connect(login: PgLogin, application: str, read_only: bool = False) -> tuple[t.Any, str | None]:
     """(connection, None) or (None, why not). The caller decides whether not connecting is a failure."""
     try:
-        conn = psycopg2.connect(**connect_params(params, application))
+        conn = psycopg2.connect(**login.libpq(application))
     except psycopg2.Error as exc:
         return None, (str(exc).strip() or type(exc).__name__).splitlines()[0]
     conn.set_session(readonly=read_only, autocommit=True)
     return conn, None
 
 
-def target(params: dict[str, t.Any]) -> str:
-    """The server as the user named it: its socket directory, or host:port."""
-    return params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
-
-
 def must_connect(
-    params: dict[str, t.Any],
+    login: PgLogin,
     application: str,
     db: str | None = None,
     read_only: bool = False,
     error: type[StackopsError] = StackopsError,
 ) -> t.Any:
-    """A connection to db (login_db by default), or `error` naming the database, server, role and why not."""
-    name = db or params["login_db"]
-    conn, why = connect({**params, "login_db": name}, application, read_only)
+    """A connection to db (the login's database by default), or `error` naming the database, server, role and why
+    not."""
+    into = login.to(db) if db else login
+    conn, why = connect(into, application, read_only)
     if conn is None:
-        raise error(f"Cannot connect to database {name} at {target(params)} as {params['login_user']}: {why}")
+        raise error(f"Cannot connect to database {into.db} at {login.target} as {login.user}: {why}")
     return conn
 
 
 @contextlib.contextmanager
-def connected(
-    params: dict[str, t.Any], application: str, error: type[StackopsError] = StackopsError
-) -> Iterator[t.Any]:
-    """A connection to login_db for the body; a statement the server refuses becomes `error`; always closed."""
-    conn = must_connect(params, application, error=error)
+def connected(login: PgLogin, application: str, error: type[StackopsError] = StackopsError) -> Iterator[t.Any]:
+    """A connection to the login's database for the body; a statement the server refuses becomes `error`; always
+    closed."""
+    conn = must_connect(login, application, error=error)
     try:
         yield conn
     except DatabaseError as exc:

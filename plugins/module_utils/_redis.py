@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import traceback
 import typing as t
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, check_port
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import Login, StackopsError
 
 try:
     import redis
@@ -51,49 +53,65 @@ def ensure_libs(module: t.Any) -> None:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
 
 
-def client(params: dict[str, t.Any], name: str | None = None) -> t.Any:
+@dataclass(frozen=True)
+class RedisLogin(Login):
+    """How to reach the server and log in: the connection options once checked, built at a module's input check,
+    so that a bad port, db or timeout is refused before anything connects."""
+
+    db: int
+    tls: bool
+    validate_certs: bool
+    ca_certs: str | None
+
+    @classmethod
+    def of(cls, params: Mapping[str, t.Any]) -> RedisLogin:
+        """From the options of connection_argument_spec."""
+        login = cls.checked(params)
+        if params["db"] < 0:
+            raise StackopsError(f"db must be 0 or more, not {params['db']}.")
+        return cls(
+            **login,
+            db=params["db"],
+            tls=params["tls"],
+            validate_certs=params["validate_certs"],
+            ca_certs=params["ca_certs"],
+        )
+
+
+def client(login: RedisLogin, name: str | None = None) -> t.Any:
     """A client (not yet connected); `name` is its CLIENT SETNAME, so that CLIENT LIST shows who it is."""
-    if params["connect_timeout"] < 1:
-        raise StackopsError(f"connect_timeout must be at least 1 second, not {params['connect_timeout']}.")
-    if params["db"] < 0:
-        raise StackopsError(f"db must be 0 or more, not {params['db']}.")
-    check_port(params["login_port"], "login_port")
-    common = {
-        "db": params["db"],
-        "username": params["login_user"],
-        "password": params["login_password"],
-        "socket_timeout": params["connect_timeout"],
-        "socket_connect_timeout": params["connect_timeout"],
+    common: dict[str, t.Any] = {
+        "db": login.db,
+        "username": login.user,
+        "password": login.password,
+        "socket_timeout": login.connect_timeout,
+        "socket_connect_timeout": login.connect_timeout,
         "client_name": name,
     }
-    if params["login_unix_socket"]:
-        return redis.Redis(unix_socket_path=params["login_unix_socket"], **common)
-    tls = {}
-    if params["tls"]:
+    if login.unix_socket:
+        return redis.Redis(unix_socket_path=login.unix_socket, **common)
+    tls: dict[str, t.Any] = {}
+    if login.tls:
         tls = {
             "ssl": True,
-            "ssl_cert_reqs": "required" if params["validate_certs"] else "none",
-            "ssl_ca_certs": params["ca_certs"],
+            "ssl_cert_reqs": "required" if login.validate_certs else "none",
+            "ssl_ca_certs": login.ca_certs,
         }
-    return redis.Redis(host=params["login_host"], port=params["login_port"], **common, **tls)
+    return redis.Redis(host=login.host, port=login.port, **common, **tls)
 
 
-def target(params: dict[str, t.Any]) -> str:
-    return params["login_unix_socket"] or f"{params['login_host']}:{params['login_port']}"
-
-
-def describe(exc: Exception, params: dict[str, t.Any]) -> str:
+def describe(exc: Exception, db: int) -> str:
     """Why a command or the connection failed; the server's answer to a db it does not have, with the fix."""
     text = str(exc).strip() or type(exc).__name__
     if OUT_OF_RANGE in text:
-        return f"db {params['db']} is not a database of this server ({text}; see its `databases` setting): fix db"
+        return f"db {db} is not a database of this server ({text}; see its `databases` setting): fix db"
     return text
 
 
-def connect(params: dict[str, t.Any], name: str) -> t.Any:
+def connect(login: RedisLogin, name: str) -> t.Any:
     """A client that has answered PING, for modules that change something: an unreachable server or a refused
     password is an error naming the server (redis_health reports it as a finding instead)."""
-    r = client(params, name)
+    r = client(login, name)
     try:
         r.ping()
     except RedisError as exc:
@@ -102,8 +120,8 @@ def connect(params: dict[str, t.Any], name: str) -> t.Any:
             # successful save (redis_maintenance snapshot) is what lifts it.
             return r
         if OUT_OF_RANGE in str(exc):
-            raise StackopsError(f"{describe(exc, params)}.") from None
-        raise StackopsError(unavailable(target(params), exc)) from None
+            raise StackopsError(f"{describe(exc, login.db)}.") from None
+        raise StackopsError(unavailable(login.target, exc)) from None
     return r
 
 

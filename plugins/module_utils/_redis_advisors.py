@@ -18,6 +18,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._common import S
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import Advice, Finding, rate
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError
 
+if t.TYPE_CHECKING:  # _redis_checks imports this file
+    from ansible_collections.stackops.runbooks.plugins.module_utils._redis_checks import Health
+
 ADVISORS = ["slowlog", "latency", "memory_doctor", "latency_sample", "write_probe"]
 ADVISOR_DEFAULTS = {
     "slowlog_warning_ms": 100,
@@ -105,7 +108,7 @@ def judge_slowlog(entries: list[dict[str, t.Any]], th: dict[str, float], now: fl
     return found
 
 
-def slowlog(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def slowlog(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     entries = parse_slowlog(r.execute_command("SLOWLOG", "GET", SLOWLOG_READ))
     length = int(r.execute_command("SLOWLOG", "LEN"))
     found = judge_slowlog(entries, th, time.time())
@@ -131,7 +134,7 @@ def judge_latency(events: list[dict[str, t.Any]], th: dict[str, float], now: flo
     return found
 
 
-def latency(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def latency(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     events = parse_latency(r.execute_command("LATENCY", "LATEST"))
     data: dict[str, t.Any] = {"events": events}
     try:
@@ -161,7 +164,7 @@ def judge_doctor(report: str) -> list[Finding]:
     ]
 
 
-def memory_doctor(_info: dict[str, t.Any], _th: dict[str, float], r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def memory_doctor(_info: dict[str, t.Any], _th: dict[str, float], r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     report = text(r.execute_command("MEMORY", "DOCTOR")).strip()
     return {"report": report}, judge_doctor(report)
 
@@ -181,9 +184,9 @@ def summarise(times_ms: list[float]) -> dict[str, t.Any]:
     }
 
 
-def latency_sample(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, p: dict) -> tuple[dict, list[Finding]]:
+def latency_sample(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, o: Health) -> tuple[dict, list[Finding]]:
     """PING round trips, at most latency_samples of them and SAMPLE_BUDGET_S seconds."""
-    wanted = p.get("latency_samples") or 100
+    wanted = o.latency_samples
     times: list[float] = []
     deadline = time.monotonic() + SAMPLE_BUDGET_S
     while len(times) < wanted and time.monotonic() < deadline:
@@ -203,9 +206,9 @@ def latency_sample(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, p: d
     return data, [Advice(**vars(f), action=action) for f in found]
 
 
-def write_probe(info: dict[str, t.Any], _th: dict[str, float], r: t.Any, p: dict) -> tuple[dict, list[Finding]]:
+def write_probe(info: dict[str, t.Any], _th: dict[str, float], r: t.Any, o: Health) -> tuple[dict, list[Finding]]:
     """SET a key of its own with a TTL, GET it back and DEL it: whether the server accepts writes now."""
-    if p.get("_check_mode"):
+    if o.check_mode:
         return {"skipped": True, "note": "the write probe writes, so it does not run in check mode"}, []
     key, value = f"{PROBE_PREFIX}{secrets.token_hex(8)}", secrets.token_hex(8)
     started = time.perf_counter()
@@ -248,7 +251,6 @@ ADVISOR_READERS = {
 }
 
 
-def check_options(params: dict[str, t.Any]) -> None:
-    samples = params.get("latency_samples")
+def check_samples(samples: int | None) -> None:
     if samples is not None and not 1 <= samples <= MAX_SAMPLES:
         raise StackopsError(f"latency_samples must be between 1 and {MAX_SAMPLES}, not {samples}.")

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import time
 import typing as t
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import Finding, rate
-from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError, client, describe, target
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, options_of
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
+    Finding,
+    HealthOptions,
+    merge_thresholds,
+    rate,
+)
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError, RedisLogin, client, describe
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis_advisors import (
     ADVISOR_DEFAULTS,
     ADVISOR_READERS,
     ADVISORS,
-    check_options,
+    check_samples,
 )
 
 SECTIONS = ["memory", "stats", "clients", "persistence", "replication", "keyspace", "bigkeys"]
@@ -46,7 +54,7 @@ OPTIONS: dict[str, t.Any] = {
 MB = 1024 * 1024
 
 
-def memory(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def memory(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
     data = {
         "used_bytes": used,
@@ -84,7 +92,7 @@ def memory(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) ->
     return data, found
 
 
-def stats(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def stats(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
     ratio = round(100.0 * hits / (hits + misses), 2) if hits + misses else None
     data = {
@@ -102,7 +110,7 @@ def stats(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) -> 
     )
 
 
-def clients(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def clients(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     connected, limit = int(info.get("connected_clients", 0)), int(info.get("maxclients", 0))
     data = {
         "connected": connected,
@@ -133,7 +141,7 @@ def clients(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) -
     return data, found
 
 
-def persistence(info: dict[str, t.Any], th: dict[str, float], r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def persistence(info: dict[str, t.Any], th: dict[str, float], r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     saves = r.config_get("save").get("save", "")
     age = int(time.time()) - int(info.get("rdb_last_save_time", 0))
     data = {
@@ -169,7 +177,7 @@ def persistence(info: dict[str, t.Any], th: dict[str, float], r: t.Any, _p: dict
     return data, found
 
 
-def replication(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def replication(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     role = info.get("role")
     found = []
     if role == "slave":
@@ -207,7 +215,7 @@ def replication(info: dict[str, t.Any], th: dict[str, float], _r: t.Any, _p: dic
     return {"role": "primary", "connected_replicas": int(info.get("connected_slaves", 0)), "replicas": replicas}, found
 
 
-def keyspace(info: dict[str, t.Any], _th: dict[str, float], _r: t.Any, _p: dict) -> tuple[dict, list[Finding]]:
+def keyspace(info: dict[str, t.Any], _th: dict[str, float], _r: t.Any, _o: Health) -> tuple[dict, list[Finding]]:
     dbs = {
         key: {"keys": int(v.get("keys", 0)), "expires": int(v.get("expires", 0))}
         for key, v in info.items()
@@ -216,12 +224,12 @@ def keyspace(info: dict[str, t.Any], _th: dict[str, float], _r: t.Any, _p: dict)
     return {"databases": dbs, "total_keys": sum(d["keys"] for d in dbs.values())}, []
 
 
-def bigkeys(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, params: dict) -> tuple[dict, list[Finding]]:
+def bigkeys(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, o: Health) -> tuple[dict, list[Finding]]:
     sampled, sizes = 0, []
     for key in r.scan_iter(count=500):
         sizes.append((r.memory_usage(key) or 0, key))
         sampled += 1
-        if sampled >= params["big_keys_sample"]:
+        if sampled >= o.big_keys_sample:
             break
     sizes.sort(reverse=True)
     largest = [{"key": k.decode(errors="replace"), "bytes": size} for size, k in sizes[:10]]
@@ -238,7 +246,7 @@ def bigkeys(_info: dict[str, t.Any], th: dict[str, float], r: t.Any, params: dic
     return {"sampled": sampled, "largest": largest}, found
 
 
-READERS = {
+READERS: dict[str, t.Callable[..., tuple[dict[str, t.Any], list[Finding]]]] = {
     **ADVISOR_READERS,
     "memory": memory,
     "stats": stats,
@@ -250,20 +258,42 @@ READERS = {
 }
 
 
-def read_health(
-    params: dict[str, t.Any], th: dict[str, float], check_mode: bool = False
-) -> tuple[dict[str, t.Any], list[Finding]]:
+@dataclass(frozen=True)
+class Health(HealthOptions):
+    """redis_health's options (stack_health's redis option) once checked: what one health read takes."""
+
+    login: RedisLogin
+    advisors: tuple[str, ...]
+    big_keys_sample: int
+    latency_samples: int
+    check_mode: bool  # the write probe does not write in check mode
+
+
+def check_inputs(params: Mapping[str, t.Any], check_mode: bool) -> Health:
+    thresholds = merge_thresholds(DEFAULTS, params["thresholds"])
+    if params["big_keys_sample"] < 1:
+        raise StackopsError(f"big_keys_sample must be at least 1, not {params['big_keys_sample']}.")
+    check_samples(params["latency_samples"])
+    return options_of(
+        Health,
+        params,
+        login=RedisLogin.of(params),
+        thresholds=thresholds,
+        fail_on=params.get("fail_on", "critical"),
+        check_mode=check_mode,
+    )
+
+
+def read_health(o: Health) -> tuple[dict[str, t.Any], list[Finding]]:
     """The result sections and the findings of one health read; an unreachable server is a critical finding. In
     check mode the write probe does not write."""
-    check_options(params)
-    params = {**params, "_check_mode": check_mode}
-    r = client(params)
+    r = client(o.login)
     try:
         r.ping()
         info = r.info("everything")
     except RedisError as exc:
-        error = describe(exc, params)
-        finding = Finding("availability", "critical", f"Redis at {target(params)} is not available: {error}")
+        error = describe(exc, o.login.db)
+        finding = Finding("availability", "critical", f"Redis at {o.login.target} is not available: {error}")
         return {"is_available": False, "conn_err_msg": error}, [finding]
     result: dict[str, t.Any] = {
         "is_available": True,
@@ -274,10 +304,11 @@ def read_health(
             "uptime_s": int(info.get("uptime_in_seconds", 0)),
         },
     }
+    th = dict(o.thresholds)
     findings: list[Finding] = []
-    for section in dict.fromkeys((params["checks"] or DEFAULT_SECTIONS) + (params.get("advisors") or [])):
+    for section in dict.fromkeys((*(o.checks or DEFAULT_SECTIONS), *o.advisors)):
         try:
-            data, found = READERS[section](info, th, r, params)
+            data, found = READERS[section](info, th, r, o)
         except RedisError as exc:
             # A command the ACL user may not run (CONFIG, MEMORY) must not hide the other sections.
             data, found = {"error": str(exc)}, [Finding(section, "warning", f"could not read {section}: {exc}")]

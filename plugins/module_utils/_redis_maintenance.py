@@ -32,7 +32,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file, fsync_path, write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder, Step
 from ansible_collections.stackops.runbooks.plugins.module_utils._place import Place
-from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis import RedisError, RedisLogin
 
 # Redis's memtoull(): k, m, g are powers of 1000, kb, mb, gb powers of 1024, any case.
 UNITS = {"b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
@@ -145,8 +145,7 @@ def literal_characters(pattern: str) -> str:
 class Options:
     """redis_maintenance's options once checked: what the operations read, instead of the module's params."""
 
-    login_host: str
-    db: int
+    login: RedisLogin
     config: Mapping[str, str]  # names lowercased, values as CONFIG SET takes them (config_texts)
     rewrite_config: bool
     delete_pattern: tuple[str, ...]
@@ -187,8 +186,7 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
     elif p["snapshot_dest"]:
         raise MaintenanceError("snapshot_dest is set but snapshot is not; add snapshot: true or drop snapshot_dest.")
     return Options(
-        login_host=p["login_host"],
-        db=p["db"],
+        login=RedisLogin.of(p),
         config=config_texts(p["config"]),
         rewrite_config=p["rewrite_config"],
         delete_pattern=tuple(p["delete_pattern"]),
@@ -307,7 +305,7 @@ def apply_config(
     changes = plan_config(wanted, current)
     if changes and o.rewrite_config and not server["config_file"]:
         raise MaintenanceError(
-            f"rewrite_config is set but Redis at {o.login_host} was started without a config file, so CONFIG "
+            f"rewrite_config is set but Redis at {o.login.host} was started without a config file, so CONFIG "
             "REWRITE cannot keep the settings. Set rewrite_config: false (and put them in the server's command "
             "line), or start it with a config file. Nothing was set."
         )

@@ -137,7 +137,7 @@ def inspect(o: Options, admin: t.Any) -> Target:
     found = rows(admin, DATABASE_SETTINGS, (o.db,))
     if not found:
         return Target(exists=False)
-    conn = must_connect(dict(o.connection), APPLICATION, o.db, read_only=True, error=BackupError)
+    conn = must_connect(o.login, APPLICATION, o.db, read_only=True, error=BackupError)
     try:
         tables = sorted(r["name"] for r in rows(conn, TABLE_NAMES))
         # The server ends this connection's backend a moment after close(): it is no session of anyone else's.
@@ -175,7 +175,7 @@ def source_of(o: Options, admin: t.Any, target: Target) -> tuple[str, dict[str, 
 
 def client(module: t.Any, o: Options, src: str, manifest: dict[str, t.Any]) -> Tools:
     """The pg_restore (psql, for a plain dump) to use, refused when it is older than what the backup needs."""
-    tools = Tools(module, dict(o.connection), APPLICATION)
+    tools = Tools(module, o.login, o.client, APPLICATION)
     program = "psql" if manifest.get("plain") else "pg_restore"
     major, _text = tools.version(program)
     server, dump = majors(manifest)
@@ -281,7 +281,7 @@ class Restore:
     ) -> tuple[dict[str, t.Any], dict[str, int]]:
         """ANALYZE, then the manifest's counts, then the sentinel, amcheck and smoke queries as asked; every proof
         is appended to proofs, and the first failed one fails the run."""
-        conn = must_connect(dict(self.o.connection), APPLICATION, scratch, error=BackupError)
+        conn = must_connect(self.o.login, APPLICATION, scratch, error=BackupError)
         try:
             with conn.cursor() as cur:
                 cur.execute("ANALYZE")

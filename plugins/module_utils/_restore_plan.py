@@ -13,21 +13,22 @@ import os
 import re
 import typing as t
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import MANIFEST, BackupError
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Step
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
+    ClientPlace,
     PlainDump,
     database_options,
     expected_of,
     major_of,
-    tools_argument_spec,
     version_refusal,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import (
+    PgLogin,
     check_database_name,
-    connection_argument_spec,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._proofs import check_smoke_spec
 
@@ -52,11 +53,8 @@ class Options:
     amcheck: bool
     smoke_queries: tuple[Mapping[str, t.Any], ...]
     jobs: int
-    login_host: str
-    login_port: int
-    # The connection and tools options (login_*, ssl*, compose_*), as _postgres's connections and _pgdump's Tools
-    # take them.
-    connection: Mapping[str, t.Any]
+    login: PgLogin
+    client: ClientPlace  # where pg_restore and psql run
 
     @property
     def drill(self) -> bool:
@@ -77,9 +75,7 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
         raise BackupError("operation=cleanup needs keep_previous: how many earlier copies to keep (0 for none).")
     if p["operation"] in ("restore", "drill"):
         check_source(p)
-    reach = {**connection_argument_spec(), **tools_argument_spec()}
-    taken = {f.name: p[f.name] for f in fields(Options) if f.name not in ("smoke_queries", "connection")}
-    return Options(**taken, smoke_queries=tuple(p["smoke_queries"]), connection={name: p[name] for name in reach})
+    return options_of(Options, p, login=PgLogin.of(p), client=ClientPlace.of(p))
 
 
 def check_source(p: Mapping[str, t.Any]) -> None:
@@ -148,7 +144,7 @@ def majors(manifest: Mapping[str, t.Any]) -> tuple[int | None, int | None]:
 def older_server_refusal(o: Options, src: str, manifest: Mapping[str, t.Any], server_major: int) -> str:
     """Why a backup of a newer PostgreSQL than the target server is refused (see version_refusal); empty if not."""
     server, dump = majors(manifest)
-    return version_refusal(src, server, dump, server_major, f"{o.login_host}:{o.login_port}")
+    return version_refusal(src, server, dump, server_major, f"{o.login.host}:{o.login.port}")
 
 
 def refuse_replacing(o: Options, target: Target, previous: str) -> None:

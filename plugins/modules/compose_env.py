@@ -158,7 +158,6 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         Options,
         params,
         project=ProjectRef.of(params),
-        services=tuple(params["services"] or ()),
         names=_compose_env.Names.of(params),
     )
 
@@ -170,7 +169,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
         project.check_services(list(o.services))
     containers = [c for c in project.containers() if not o.services or c.service in o.services]
     data, findings = _compose_env.read(project, containers, o.names)
-    return finish(module, findings, data, o.fail_on)
+    return finish(findings, data, o.fail_on)
 
 
 def main() -> None:

@@ -201,9 +201,7 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         Options,
         params,
         project=ProjectRef.of(params),
-        argv=tuple(params["argv"]),
         env={str(k): str(v) for k, v in (params["env"] or {}).items()},
-        ok_rc=tuple(params["ok_rc"]),
     )
 
 

@@ -244,7 +244,7 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
     """Validate what the argument spec cannot."""
     if params["registry_timeout"] <= 0:
         raise ImageError(f"registry_timeout must be more than 0 seconds, not {params['registry_timeout']}.")
-    return options_of(Options, params, project=ProjectRef.of(params), services=tuple(params["services"] or ()))
+    return options_of(Options, params, project=ProjectRef.of(params))
 
 
 @dataclass(frozen=True)

@@ -266,9 +266,7 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         Options,
         params,
         project=ProjectRef.of(params),
-        services=tuple(params["services"] or ()),
         pattern=pattern,
-        redact=tuple(params["redact"]),
     )
 
 

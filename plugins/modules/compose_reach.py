@@ -184,8 +184,6 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         Options,
         params,
         project=ProjectRef.of(params),
-        services=tuple(params["services"] or ()),
-        edges=tuple(params["edges"]),
     )
 
 
@@ -262,7 +260,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     summary = {status: sum(1 for row in rows if row["status"] == status) for status in reach.STATUSES}
     elapsed = round((time.monotonic() - started) * 1000, 1)
     result = {"edges": rows, "probes": probes, "summary": summary, "elapsed_ms": elapsed}
-    return finish(module, findings, result, o.fail_on)
+    return finish(findings, result, o.fail_on)
 
 
 def main() -> None:

@@ -291,9 +291,7 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         if count < 0:
             raise ComposeError(f"scale[{name!r}] is {count}; a service cannot have fewer than 0 containers.")
         scale[name] = count
-    return options_of(
-        Options, params, project=ProjectRef.of(params), services=tuple(params["services"] or ()), scale=scale
-    )
+    return options_of(Options, params, project=ProjectRef.of(params), scale=scale)
 
 
 def up_args(o: Options, scale: Mapping[str, int], start: bool) -> list[str]:

@@ -313,8 +313,6 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         Options,
         params,
         older_than=seconds(params["older_than"]),
-        keep_labels=tuple(params["keep_labels"]),
-        labels=tuple(params["labels"]),
     )
 
 

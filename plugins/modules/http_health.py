@@ -107,14 +107,10 @@ endpoints:
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
-    finish,
-    health_argument_spec,
-    merge_thresholds,
-)
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import finish, health_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils._http import (
-    DEFAULTS,
     SECTIONS,
+    check_inputs,
     http_argument_spec,
     read_health,
 )
@@ -127,9 +123,9 @@ def argument_spec() -> dict[str, t.Any]:
 
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
-    th = merge_thresholds(DEFAULTS, module.params["thresholds"])
-    result, findings = read_health(module.params, th)
-    return finish(module, findings, result)
+    o = check_inputs(module.params)
+    result, findings = read_health(o)
+    return finish(findings, result, o.fail_on)
 
 
 def main() -> None:

@@ -321,9 +321,6 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
     return options_of(
         Options,
         params,
-        findings=tuple(params["findings"]),
-        critical=tuple(params["critical"]),
-        warning=tuple(params["warning"]),
         rules=tuple(check_rules(params["priorities"]) + DEFAULT_RULES),
     )
 

@@ -219,15 +219,11 @@ nondefault_settings:
 import typing as t
 
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
-    finish,
-    health_argument_spec,
-    merge_thresholds,
-)
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import finish, health_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils._pg_checks import (
-    DEFAULTS,
     OPTIONS,
     SECTIONS,
+    check_inputs,
     read_health,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._postgres import connection_argument_spec, ensure_libs
@@ -242,10 +238,9 @@ def argument_spec() -> dict[str, t.Any]:
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
     ensure_libs(module)
-    params = module.params
-    th = merge_thresholds(DEFAULTS, params["thresholds"])
-    result, findings = read_health(params, th, "stackops-pg_health")
-    return finish(module, findings, result)
+    o = check_inputs(module.params)
+    result, findings = read_health(o, "stackops-pg_health")
+    return finish(findings, result, o.fail_on)
 
 
 def main() -> None:

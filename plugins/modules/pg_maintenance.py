@@ -454,7 +454,7 @@ def argument_spec() -> dict[str, t.Any]:
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     ensure_libs(module)
     asked = check_inputs(module.params)
-    with connected(module.params, APPLICATION) as conn:
+    with connected(asked.login, APPLICATION) as conn:
         work = Maintenance(module, conn, asked)
         work.plan()
         work.apply()

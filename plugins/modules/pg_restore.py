@@ -343,7 +343,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     ensure_libs(module)
     o = check_inputs(module.params)
     rec = Recorder(check=module.check_mode, audit="plan")
-    with connected(module.params, APPLICATION, error=BackupError) as admin:
+    with connected(o.login, APPLICATION, error=BackupError) as admin:
         OPERATIONS[o.operation](module, o, admin, rec)
     # pg_restore reports its times in `elapsed` (restore phases and their total), set by the restore itself.
     return rec.outcome(False, timed=False)

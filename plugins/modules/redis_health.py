@@ -145,17 +145,13 @@ write_probe:
 
 import typing as t
 
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, execute
-from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
-    finish,
-    health_argument_spec,
-    merge_thresholds,
-)
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import execute
+from ansible_collections.stackops.runbooks.plugins.module_utils._health import finish, health_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis import connection_argument_spec, ensure_libs
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis_checks import (
-    DEFAULTS,
     OPTIONS,
     SECTIONS,
+    check_inputs,
     read_health,
 )
 
@@ -169,12 +165,9 @@ def argument_spec() -> dict[str, t.Any]:
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
     ensure_libs(module)
-    params = module.params
-    th = merge_thresholds(DEFAULTS, params["thresholds"])
-    if params["big_keys_sample"] < 1:
-        raise StackopsError(f"big_keys_sample must be at least 1, not {params['big_keys_sample']}.")
-    result, findings = read_health(params, th, module.check_mode)
-    return finish(module, findings, result)
+    o = check_inputs(module.params, module.check_mode)
+    result, findings = read_health(o)
+    return finish(findings, result, o.fail_on)
 
 
 def main() -> None:

@@ -292,7 +292,7 @@ def argument_spec() -> dict[str, t.Any]:
 def run_module(module: t.Any) -> dict[str, t.Any]:
     o = check_inputs(module.params)
     ensure_libs(module)
-    r = connect(module.params, "stackops-redis_maintenance")
+    r = connect(o.login, "stackops-redis_maintenance")
     made: list[Files] = []
 
     def files() -> Files:
@@ -305,7 +305,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
     operations: list[tuple[str, t.Any, t.Callable[[], None]]] = [
         ("config", o.config, lambda: apply_config(module, r, o, rec, server, files)),
         ("delete", o.delete_pattern, lambda: delete_keys(r, o, rec)),
-        ("flush", o.flush, lambda: flush(r, o.flush, o.db, rec)),
+        ("flush", o.flush, lambda: flush(r, o.flush, o.login.db, rec)),
         ("snapshot", o.snapshot, lambda: snapshot(r, o.snapshot_dest, o.snapshot_timeout, rec, files)),
     ]
     try:
@@ -319,7 +319,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
                     operation()
     except RedisError as exc:
         raise MaintenanceError(
-            f"Redis at {o.login_host} failed a command: {str(exc).strip() or type(exc).__name__}.",
+            f"Redis at {o.login.host} failed a command: {str(exc).strip() or type(exc).__name__}.",
             commands=rec.commands,
             **rec.result,
         ) from None

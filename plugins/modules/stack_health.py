@@ -184,6 +184,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._compose import 
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._health import (
     Finding,
+    HealthOptions,
     finish,
     health_argument_spec,
     merge_thresholds,
@@ -212,7 +213,8 @@ DEFAULTS = {
 }
 PARTS = ("services", "nginx", "config", "postgres", "redis", "http")
 NGINX_PROGRAM = re.compile(r"^(nginx|openresty)([-.][\w.-]*)?$")
-Part = t.Callable[[t.Any], tuple[dict[str, t.Any], list[Finding]]]
+Reading = tuple[dict[str, t.Any], list[Finding]]
+Part = t.Callable[[t.Any], Reading]
 
 
 def part_spec(connection: dict[str, t.Any], sections: list[str], extra: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -247,15 +249,27 @@ class Options:
     nginx_test: tuple[str, ...]
     thresholds: Mapping[str, float]  # DEFAULTS with the user's numbers
     config: _compose_env.Names | None  # None: no config part
-    # The parts' own options, as their health modules take them; they hold passwords and headers (no_log).
-    postgres: dict[str, t.Any] | None = dataclasses.field(repr=False)
-    redis: dict[str, t.Any] | None = dataclasses.field(repr=False)
-    http: dict[str, t.Any] | None = dataclasses.field(repr=False)
-    endpoints: tuple[_http.Endpoint, ...] = dataclasses.field(repr=False)  # of http, checked
+    # The parts' options, as their health modules check them; None: no such part. A part whose options were refused
+    # (but for the refusals above) is reported as that part's critical finding, as one that could not be read.
+    postgres: _pg_checks.HealthOptions | StackopsError | None
+    redis: _redis_checks.HealthOptions | StackopsError | None
+    http: _http.HealthOptions | StackopsError | None
     fail_on: str
 
 
-def check_inputs(params: Mapping[str, t.Any]) -> Options:
+def checked(
+    check: t.Callable[[t.Any], HealthOptions], options: Mapping[str, t.Any] | None
+) -> HealthOptions | StackopsError | None:
+    """A part's options as its health module checks them, or why they were refused."""
+    if options is None:
+        return None
+    try:
+        return check(options)
+    except StackopsError as exc:
+        return exc
+
+
+def check_inputs(params: Mapping[str, t.Any], check_mode: bool = False) -> Options:
     """Validate what the argument spec cannot, the parts' options among it, before anything is read."""
     check_nginx_test(params["nginx_test"])
     thresholds = merge_thresholds(DEFAULTS, params["thresholds"])
@@ -263,16 +277,17 @@ def check_inputs(params: Mapping[str, t.Any]) -> Options:
         raise StackopsError(f"postgres.top must be at least 1, not {params['postgres']['top']}.")
     if params["redis"] is not None and params["redis"]["big_keys_sample"] < 1:
         raise StackopsError(f"redis.big_keys_sample must be at least 1, not {params['redis']['big_keys_sample']}.")
+    if params["http"] is not None:
+        _http.plan(params["http"])  # bad endpoints are refused before anything is read
     return options_of(
         Options,
         params,
         project=ProjectRef.of(params),
-        services=tuple(params["services"] or ()),
-        nginx_test=tuple(params["nginx_test"]),
         thresholds=thresholds,
         config=None if params["config"] is None else _compose_env.Names.of(params["config"]),
-        # Bad endpoints are refused before anything is read.
-        endpoints=() if params["http"] is None else tuple(_http.plan(params["http"])),
+        postgres=checked(_pg_checks.check_inputs, params["postgres"]),
+        redis=checked(lambda options: _redis_checks.check_inputs(options, check_mode), params["redis"]),
+        http=checked(_http.check_inputs, params["http"]),
     )
 
 
@@ -387,9 +402,11 @@ def compose_part(module: t.Any, o: Options) -> tuple[dict[str, t.Any], list[Find
     return result, findings
 
 
-def health_part(name: str, options: dict[str, t.Any], defaults: t.Mapping[str, float], read: t.Callable) -> Part:
-    def run(_module: t.Any) -> tuple[dict[str, t.Any], list[Finding]]:
-        data, findings = read(options, merge_thresholds(defaults, options["thresholds"]))
+def health_part(name: str, options: HealthOptions | StackopsError, read: t.Callable[[t.Any], Reading]) -> Part:
+    def run(_module: t.Any) -> Reading:
+        if isinstance(options, StackopsError):
+            raise options
+        data, findings = read(options)
         return {name: data}, findings
 
     return run
@@ -400,22 +417,13 @@ def parts(module: t.Any, o: Options) -> dict[str, Part]:
     if o.postgres is not None:
         pg_libs(module)
         found["postgres"] = health_part(
-            "postgres",
-            o.postgres,
-            _pg_checks.DEFAULTS,
-            lambda p, th: _pg_checks.read_health(p, th, "stackops-stack_health"),
+            "postgres", o.postgres, lambda options: _pg_checks.read_health(options, "stackops-stack_health")
         )
     if o.redis is not None:
         redis_libs(module)
-        found["redis"] = health_part(
-            "redis",
-            o.redis,
-            _redis_checks.DEFAULTS,
-            lambda p, th: _redis_checks.read_health(p, th, module.check_mode),
-        )
+        found["redis"] = health_part("redis", o.redis, _redis_checks.read_health)
     if o.http is not None:
-        endpoints = list(o.endpoints)
-        found["http"] = health_part("http", o.http, _http.DEFAULTS, lambda p, th: _http.read_health(p, th, endpoints))
+        found["http"] = health_part("http", o.http, _http.read_health)
     return found
 
 
@@ -443,7 +451,7 @@ def check_nginx_test(argv: list[str]) -> None:
 
 def run_module(module: t.Any) -> dict[str, t.Any]:
     started = time.monotonic()
-    o = check_inputs(module.params)
+    o = check_inputs(module.params, module.check_mode)
     todo = parts(module, o)
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:
         done = dict(zip(todo, pool.map(lambda item: timed(module, *item), todo.items())))
@@ -462,7 +470,7 @@ def run_module(module: t.Any) -> dict[str, t.Any]:
         if part in done or (part in ("nginx", "config") and part in result)
     }
     result["is_available"] = available
-    return finish(module, findings, result, o.fail_on)
+    return finish(findings, result, o.fail_on)
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ def test_a_failed_backup_still_starts_the_writers(lab2: lab.Host) -> None:
     run = run_playbook(
         "stackops.runbooks.backup",
         limit="lab2",
-        extravars={"backup_stop_services": ["app"], "backup_login_password": "wrong"},
+        extravars={"backup_stop_services": ["app"], "stackops_pg_password": "wrong"},
     )
     assert "lab2" in run.failed_hosts()
     assert (
@@ -115,7 +115,7 @@ def test_a_failed_backup_still_starts_the_writers(lab2: lab.Host) -> None:
         in run.result("lab2", "Take the backup (written, synced, read back, checksummed, then renamed)")["msg"]
     )
     assert started_at(lab2, "app").endswith("true"), "the app was left stopped"
-    assert "wrong" not in run.stdout.replace("backup_login_password", "")
+    assert "wrong" not in run.stdout.replace("stackops_pg_password", "")
 
 
 def test_restore_runbook_swaps_in_the_backup_and_keeps_the_previous(lab2: lab.Host) -> None:

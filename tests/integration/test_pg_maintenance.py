@@ -428,3 +428,16 @@ def test_playbook_online_refuses_blocking_locks(lab1: lab.Host) -> None:
     assert "ACCESS EXCLUSIVE lock on each table" in run.stdout and "db_maintenance_window=true" in run.stdout
     assert run.artifacts["db_maintenance"]["lab1"]["status"] == "failed"
     assert not any(run.changed().values())
+
+
+def test_playbook_without_a_postgres_host_fails_naming_the_variable(lab1: lab.Host) -> None:
+    """No login setting is refused before any module runs, not left to the modules' default, localhost, which may
+    be another server (issue 18 item 5)."""
+    bloated_table(lab1, "nohost")
+    try:
+        run = run_playbook("stackops.runbooks.db_maintenance", limit="lab1", extravars=play_vars(stackops_pg_host=""))
+        assert run.failed_hosts() == {"lab1"}
+        assert "No postgres host to log into: set stackops_pg_host" in " ".join(run.stdout.split())
+        assert not any(run.changed().values()) and dead_tuples(lab1, "nohost") == 10000
+    finally:
+        query(lab1, DB, "DROP TABLE IF EXISTS nohost")

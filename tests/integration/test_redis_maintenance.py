@@ -369,3 +369,38 @@ def test_runbook_refuses_an_unconfirmed_flush_reports_a_failed_step_and_snapshot
         assert sha256(Path(snap["path"])) == snap["sha256"] and r.exists("keep")
     finally:
         r.flushdb()
+
+
+def without_the_inventory_host(drill1: lab.Host, **extra: object) -> tuple[PlaybookRun, bool]:
+    """The runbook's cache clear with stackops_redis_host unset (empty), and whether the key it would delete is
+    still there."""
+    r = client(drill1, DB_PLAYBOOK)
+    r.set("session:probe", 1)
+    base = {
+        "redis_maintenance_hosts": HOST,
+        "redis_maintenance_db": DB_PLAYBOOK,
+        "redis_maintenance_delete_patterns": ["session:*"],
+        "stackops_redis_host": "",
+    }
+    try:
+        return run_playbook(PLAYBOOK, extravars={**base, **extra}, limit=HOST), bool(r.exists("session:probe"))
+    finally:
+        r.flushdb()
+
+
+def test_runbook_without_a_redis_host_fails_naming_the_variable_and_touches_nothing(drill1: lab.Host) -> None:
+    """No login setting at all is refused before any module runs: the modules' default, localhost, may be another
+    Redis (issue 18 item 5)."""
+    run, kept = without_the_inventory_host(drill1)
+    assert run.failed_hosts() == {HOST} and kept
+    assert "No redis host to log into: set stackops_redis_host" in " ".join(run.stdout.split())
+
+
+def test_runbook_with_the_deprecated_login_host_still_connects_and_warns(drill1: lab.Host) -> None:
+    """redis_maintenance_login_host, the role's own variable of before, still wins over stackops_redis_host until
+    1.0.0, with a deprecation warning naming the variable to set instead."""
+    run, kept = without_the_inventory_host(drill1, redis_maintenance_login_host=drill1.addr)
+    run.assert_ok()
+    assert not kept
+    said = " ".join(run.stdout.split())
+    assert "redis_maintenance_login_host is deprecated: set stackops_redis_host instead" in said

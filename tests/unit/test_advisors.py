@@ -16,6 +16,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_ad
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
 from ansible_collections.stackops.runbooks.plugins.module_utils._pg_checks import DEFAULTS as PG_DEFAULTS
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis_checks import DEFAULTS as REDIS_DEFAULTS
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis_checks import Health, check_inputs
+from ansible_collections.stackops.runbooks.plugins.modules import redis_health
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MB = 1024 * 1024
@@ -23,6 +25,12 @@ MB = 1024 * 1024
 
 def pg_th(**given: float) -> dict[str, float]:
     return {**{k: float(v) for k, v in PG_DEFAULTS.items()}, **given}
+
+
+def redis_options(check_mode: bool = False, **given: t.Any) -> Health:
+    """redis_health's options as its input check makes them: the defaults, with `given`."""
+    params = {name: option.get("default") for name, option in redis_health.argument_spec().items()}
+    return check_inputs(params | given, check_mode)
 
 
 def redis_th(**given: float) -> dict[str, float]:
@@ -292,7 +300,7 @@ class FakeRedis:
 
 def test_the_write_probe_leaves_nothing_behind() -> None:
     r = FakeRedis()
-    data, found = rda.write_probe({"role": "master"}, redis_th(), r, {})
+    data, found = rda.write_probe({"role": "master"}, redis_th(), r, redis_options())
     assert (data["writable"], data["read_back"], found) == (True, True, [])
     assert [c[0] for c in r.calls] == ["SET", "GET", "DEL"] and r.store == {}
     assert r.calls[0][1].startswith("stackops:health:probe:") and r.calls[0][2:] == (30000, True)
@@ -300,30 +308,30 @@ def test_the_write_probe_leaves_nothing_behind() -> None:
 
 def test_a_primary_that_refuses_writes_is_critical_and_a_replica_is_expected_to() -> None:
     oom = "OOM command not allowed when used memory > 'maxmemory'."
-    data, found = rda.write_probe({"role": "master"}, redis_th(), FakeRedis(oom), {})
+    data, found = rda.write_probe({"role": "master"}, redis_th(), FakeRedis(oom), redis_options())
     assert data["writable"] is False and data["error"] == oom
     assert [(f.severity, f.check) for f in found] == [("critical", "write_probe")] and oom in found[0].message
     readonly = "READONLY You can't write against a read only replica."
-    data, found = rda.write_probe({"role": "slave"}, redis_th(), FakeRedis(readonly), {})
+    data, found = rda.write_probe({"role": "slave"}, redis_th(), FakeRedis(readonly), redis_options())
     assert (data["writable"], found) == (False, []) and "expected" in data["note"]
 
 
 def test_the_write_probe_does_not_write_in_check_mode() -> None:
     r = FakeRedis()
-    data, found = rda.write_probe({"role": "master"}, redis_th(), r, {"_check_mode": True})
+    data, found = rda.write_probe({"role": "master"}, redis_th(), r, redis_options(check_mode=True))
     assert (data["skipped"], found, r.calls) == (True, [], [])
 
 
 def test_the_ping_sample_is_bounded() -> None:
     r = FakeRedis()
-    data, found = rda.latency_sample({}, redis_th(), r, {"latency_samples": 25})
+    data, found = rda.latency_sample({}, redis_th(), r, redis_options(latency_samples=25))
     assert (data["count"], data["asked"], len(r.calls), found) == (25, 25, 25, [])
     strict = redis_th(ping_p99_warning_ms=0, ping_p99_critical_ms=1000)
-    _result, found = rda.latency_sample({}, strict, FakeRedis(), {"latency_samples": 3})
+    _result, found = rda.latency_sample({}, strict, FakeRedis(), redis_options(latency_samples=3))
     assert [f.severity for f in found] == ["warning"]
 
 
 @pytest.mark.parametrize("samples", [0, -1, 1001])
 def test_latency_samples_out_of_bounds_are_refused(samples: int) -> None:
     with pytest.raises(StackopsError, match=f"latency_samples must be between 1 and 1000, not {samples}"):
-        rda.check_options({"latency_samples": samples})
+        redis_options(latency_samples=samples)

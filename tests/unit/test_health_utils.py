@@ -47,11 +47,6 @@ def test_thresholds_merge_and_refuse_unknown_names() -> None:
         health.merge_thresholds({"a": 1}, {"a": "lots"})
 
 
-class FakeModule:
-    def __init__(self, fail_on: str) -> None:
-        self.params = {"fail_on": fail_on}
-
-
 @pytest.mark.parametrize(
     ("fail_on", "severity", "fails"),
     [
@@ -65,9 +60,9 @@ def test_fail_on(fail_on: str, severity: str, fails: bool) -> None:
     findings = [health.Finding("x", severity, "it is bad.")]
     if fails:
         with pytest.raises(StackopsError, match=rf"Health is {severity}: it is bad\.$"):
-            health.finish(FakeModule(fail_on), findings, {})
+            health.finish(findings, {}, fail_on)
     else:
-        assert health.finish(FakeModule(fail_on), findings, {})["status"] == severity
+        assert health.finish(findings, {}, fail_on)["status"] == severity
 
 
 def test_threshold_filter_on_one_reading_and_a_mapping() -> None:

@@ -10,7 +10,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils import _compose_env, _health, _http, _notify
+from ansible_collections.stackops.runbooks.plugins.module_utils import _compose_env, _health, _http, _notify, _pg_checks
 from ansible_collections.stackops.runbooks.plugins.module_utils import _reach as reach
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ComposeError, ProjectRef
@@ -41,6 +41,13 @@ def test_options_of_takes_each_field_from_its_option_or_the_checked_value() -> N
     assert record == Example(name="app", count=2, tags=("a", "b"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.count = 3  # type: ignore[misc]
+
+
+def test_options_of_freezes_list_options_into_tuples_and_an_absent_list_into_an_empty_one() -> None:
+    record = options_of(Example, {"name": "app", "count": 2, "tags": ["a", "b"]})
+    assert record.tags == ("a", "b") and isinstance(record.tags, tuple)
+    assert options_of(Example, {"name": "app", "count": 2, "tags": None}).tags == ()
+    assert options_of(Example, {"name": None, "count": 2, "tags": []}).name is None  # only a tuple field takes ()
 
 
 def test_options_of_refuses_a_checked_value_without_a_field() -> None:
@@ -295,12 +302,11 @@ def test_compose_env_options_name_the_variables_shown_as_secrets_or_as_they_are(
     assert classify.kind("SMTP_LOGIN", "someone") == "secret"
 
 
-def test_finish_takes_fail_on_from_the_options_when_given() -> None:
+def test_finish_takes_fail_on_from_the_options() -> None:
     warning = [_health.Finding("config", "warning", "stale")]
-    no_option = type("Module", (), {"params": {}})()
     with pytest.raises(StackopsError, match="Health is warning: stale"):
-        _health.finish(no_option, warning, {}, "warning")
-    assert _health.finish(no_option, warning, {}, "critical")["status"] == "warning"
+        _health.finish(warning, {}, "warning")
+    assert _health.finish(warning, {}, "critical")["status"] == "warning"
 
 
 # --- stack_health -------------------------------------------------------------------------------------------
@@ -313,7 +319,9 @@ def health_params(**changes: t.Any) -> dict[str, t.Any]:
 def test_stack_health_options_hold_the_merged_thresholds_and_hide_the_parts_secrets() -> None:
     postgres = defaults(stack_health.argument_spec()["postgres"]["options"]) | {"login_password": "s3cr3t", "top": 5}
     endpoint = defaults(_http.http_argument_spec()["endpoints"]["options"]) | {"url": "http://127.0.0.1/health"}
-    http = defaults(_http.http_argument_spec()) | {"endpoints": [endpoint | {"headers": {"X-Token": "t0ken"}}]}
+    http = defaults(stack_health.argument_spec()["http"]["options"]) | {
+        "endpoints": [endpoint | {"headers": {"X-Token": "t0ken"}}]
+    }
     o = stack_health.check_inputs(
         health_params(
             thresholds={"restarts_warning": 3},
@@ -324,13 +332,28 @@ def test_stack_health_options_hold_the_merged_thresholds_and_hide_the_parts_secr
     )
     assert o.thresholds == {**stack_health.DEFAULTS, "restarts_warning": 3.0}
     assert o.config == _compose_env.Names(("K",), ()) and o.nginx_test == ("nginx", "-t")
-    assert [(e.name, e.url, e.headers) for e in o.endpoints] == [
+    assert isinstance(o.http, _http.Health) and [(e.name, e.url, e.headers) for e in o.http.endpoints] == [
         ("http://127.0.0.1/health", "http://127.0.0.1/health", {"X-Token": "t0ken"})
     ]
-    assert o.postgres is not None and o.postgres["top"] == 5 and o.redis is None
+    assert isinstance(o.postgres, _pg_checks.Health) and o.postgres.top == 5 and o.redis is None
+    assert o.postgres.login.password == "s3cr3t" and o.postgres.thresholds == _pg_checks.DEFAULTS
     assert "s3cr3t" not in repr(o) and "t0ken" not in repr(o)
     plain = stack_health.check_inputs(health_params())
-    assert (plain.config, plain.http, plain.endpoints, plain.thresholds) == (None, None, (), stack_health.DEFAULTS)
+    assert (plain.config, plain.http, plain.thresholds) == (None, None, stack_health.DEFAULTS)
+
+
+def test_a_stack_health_part_whose_options_are_refused_is_that_parts_critical_finding() -> None:
+    postgres = defaults(stack_health.argument_spec()["postgres"]["options"]) | {"login_port": 0}
+    redis = defaults(stack_health.argument_spec()["redis"]["options"]) | {"thresholds": {"memory": 1}}
+    o = stack_health.check_inputs(health_params(postgres=postgres, redis=redis))
+    assert isinstance(o.postgres, StackopsError) and isinstance(o.redis, StackopsError)
+    module = type("Module", (), {"check_mode": False})()
+    found = {name: stack_health.timed(module, name, part) for name, part in stack_health.parts(module, o).items()}
+    assert [f.message for f in found["postgres"][1]] == [
+        "postgres: login_port must be a TCP port from 1 to 65535, not 0."
+    ]
+    assert found["redis"][1][0].message.startswith("redis: Unknown threshold 'memory'")
+    assert not found["postgres"][3] and not found["redis"][3]
 
 
 @pytest.mark.parametrize(
@@ -351,7 +374,7 @@ def test_stack_health_refuses_bad_input_before_anything_is_read(changes: dict[st
 def test_stack_health_runs_the_parts_its_options_name() -> None:
     module = type("Module", (), {"check_mode": False})()
     assert list(stack_health.parts(module, stack_health.check_inputs(health_params()))) == ["services"]
-    http: dict[str, t.Any] = {"timeout": 5, "ca_path": None, "endpoints": []}
+    http = defaults(stack_health.argument_spec()["http"]["options"]) | {"endpoints": []}
     assert list(stack_health.parts(module, stack_health.check_inputs(health_params(http=http)))) == ["services", "http"]
 
 

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.stackops.runbooks.plugins.module_utils import _pg_backup_operations as operations
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import BackupError, BackupSet, scan
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder
-from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import parse_plain
+from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import ClientPlace, parse_plain
 from ansible_collections.stackops.runbooks.plugins.modules import pg_backup
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pg"
@@ -67,9 +67,7 @@ def test_options_carry_what_the_operations_read() -> None:
     assert o.server == "127.0.2.1:5433"
     assert options(login_unix_socket="/run/postgresql").server == "/run/postgresql:5432"
     assert options().src == ""
-    assert o.params["login_db"] == "postgres"
-    assert o.params["compose_service"] == "postgres"
-    assert "db" not in o.params  # the helpers are told which database, never given the module's options
+    assert (o.login.db, o.login.port, o.client) == ("postgres", 5433, ClientPlace("postgres", None))
     with pytest.raises(AttributeError):
         o.db = "other"  # type: ignore[misc]
 

@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.stackops.runbooks.plugins.module_utils import _backup
 from ansible_collections.stackops.runbooks.plugins.module_utils import _redis_maintenance as rm
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef
+from ansible_collections.stackops.runbooks.plugins.module_utils._redis import connection_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils._redis_maintenance import MaintenanceError
 
 # The start of a real RDB file written by Redis 7.0.15 (drill1), then its auxiliary fields.
@@ -110,6 +111,7 @@ def test_a_secret_value_is_never_in_the_message() -> None:
 
 def params(**extra: t.Any) -> dict[str, t.Any]:
     base = {
+        **{name: option.get("default") for name, option in connection_argument_spec().items()},
         "db": 3,
         "batch_size": 1000,
         "delete_pattern": [],

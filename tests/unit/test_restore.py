@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.stackops.runbooks.plugins.module_utils import _restore, _restore_plan
 from ansible_collections.stackops.runbooks.plugins.module_utils._backup import BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder
+from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import ClientPlace
 from ansible_collections.stackops.runbooks.plugins.module_utils._restore_plan import Target
 from ansible_collections.stackops.runbooks.plugins.modules import pg_restore
 
@@ -47,11 +48,11 @@ def phases(steps: list[t.Any]) -> list[str]:
 # --- options --------------------------------------------------------------------------------------------------------
 
 
-def test_the_options_are_frozen_and_carry_only_the_connection_and_tools_options_for_connections() -> None:
+def test_the_options_are_frozen_and_carry_the_login_and_where_the_client_programs_run() -> None:
     o = options(jobs=4, smoke_queries=[{"name": "one", "query": "SELECT 1"}], login_password="secret")
     assert (o.db, o.jobs, o.smoke_queries, o.drill) == ("app", 4, ({"name": "one", "query": "SELECT 1"},), False)
-    assert o.connection["login_password"] == "secret" and o.connection["compose_service"] == "postgres"
-    assert "force" not in o.connection and "src" not in o.connection
+    assert o.login.password == "secret" and o.client == ClientPlace("postgres", None)
+    assert "secret" not in repr(o)
     with pytest.raises(AttributeError):
         o.db = "other"  # type: ignore[misc]
 

@@ -26,6 +26,9 @@ from ansible_collections.stackops.runbooks.plugins.modules import (
     nginx_config,
     stack_health,
 )
+from ansible_collections.stackops.runbooks.plugins.modules import (
+    pg_maintenance as pg_maintenance_module,
+)
 
 SQLI = 'x"; DROP TABLE users;--'
 
@@ -75,23 +78,43 @@ def test_names_a_module_creates_hold_no_quotes_or_semicolons(name: str) -> None:
         _postgres.check_database_name(name, "db", new=True)
 
 
-def test_login_db_and_port_are_checked_before_connecting() -> None:
+def test_login_db_port_and_timeout_are_checked_when_the_login_is_built() -> None:
     params = {
         "login_host": "127.0.0.1",
         "login_port": 5432,
         "login_user": "postgres",
-        "login_password": None,
+        "login_password": "s3cr3t",
         "login_unix_socket": None,
         "login_db": "postgres",
         "ssl_mode": "prefer",
         "ca_cert": None,
         "connect_timeout": 5,
     }
-    assert _postgres.connect_params(params, "test")["dbname"] == "postgres"
+    login = _postgres.PgLogin.of(params)
+    assert login.libpq("test")["dbname"] == "postgres" and "ca_cert" not in login.libpq("test")
+    assert login.to("app").libpq("test")["dbname"] == "app" and login.target == "127.0.0.1:5432"
+    assert "s3cr3t" not in repr(login)
     with pytest.raises(StackopsError, match="login_db 'host=evil dbname=x' looks like a libpq connection string"):
-        _postgres.connect_params({**params, "login_db": "host=evil dbname=x"}, "test")
+        _postgres.PgLogin.of({**params, "login_db": "host=evil dbname=x"})
+    with pytest.raises(StackopsError, match="login_db 'host=evil dbname=x' looks like a libpq connection string"):
+        login.to("host=evil dbname=x")
     with pytest.raises(StackopsError, match="login_port must be a TCP port from 1 to 65535, not 70000"):
-        _postgres.connect_params({**params, "login_port": 70000}, "test")
+        _postgres.PgLogin.of({**params, "login_port": 70000})
+    with pytest.raises(StackopsError, match="connect_timeout must be at least 1 second, not 0"):
+        _postgres.PgLogin.of({**params, "connect_timeout": 0})
+
+
+def test_the_redis_login_is_checked_when_built_and_hides_its_password() -> None:
+    params = {name: option.get("default") for name, option in _redis.connection_argument_spec().items()}
+    login = _redis.RedisLogin.of({**params, "login_password": "s3cr3t", "login_unix_socket": "/run/redis.sock"})
+    assert (login.target, login.db, login.port) == ("/run/redis.sock", 0, 6379) and "s3cr3t" not in repr(login)
+    for changes, message in (
+        ({"db": -1}, "db must be 0 or more, not -1"),
+        ({"login_port": 0}, "login_port must be a TCP port from 1 to 65535, not 0"),
+        ({"connect_timeout": 0}, "connect_timeout must be at least 1 second, not 0"),
+    ):
+        with pytest.raises(StackopsError, match=message):
+            _redis.RedisLogin.of({**params, **changes})
 
 
 @pytest.mark.parametrize(
@@ -104,8 +127,8 @@ def test_like_literal_matches_only_the_name(name: str, pattern: str) -> None:
 
 def test_a_missing_redis_database_is_named_with_the_fix() -> None:
     exc = Exception("DB index is out of range")
-    assert _redis.describe(exc, {"db": 99}).startswith("db 99 is not a database of this server")
-    assert _redis.describe(Exception("Connection refused"), {"db": 0}) == "Connection refused"
+    assert _redis.describe(exc, 99).startswith("db 99 is not a database of this server")
+    assert _redis.describe(Exception("Connection refused"), 0) == "Connection refused"
 
 
 @pytest.mark.parametrize(
@@ -321,22 +344,9 @@ def test_docker_prune_refuses_labels_without_a_name(extra: dict[str, t.Any], mes
 
 
 def maintenance_params(**extra: t.Any) -> dict[str, t.Any]:
-    base = {
-        "vacuum": True,
-        "analyze": False,
-        "reindex": False,
-        "full": False,
-        "min_dead_pct": None,
-        "min_dead_tuples": None,
-        "min_modified_pct": None,
-        "lock_timeout": 0,
-        "idle_for": 300,
-        "terminate_idle": False,
-        "states": ["idle"],
-        "settings": None,
-        "ensure_database": None,
-    }
-    return {**base, **extra}
+    """pg_maintenance's params as Ansible hands them over: every option at its default, but vacuum and states."""
+    base = {name: option.get("default") for name, option in pg_maintenance_module.argument_spec().items()}
+    return {**base, "vacuum": True, "states": ["idle"], **extra}
 
 
 def new_database(name: str, template: str | None = None) -> dict[str, t.Any]:
