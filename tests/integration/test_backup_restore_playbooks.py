@@ -15,7 +15,7 @@ import pytest
 import lab
 from harness.paths import lab_credentials
 from harness.pg import query
-from harness.playbook import assert_read_only, check_run, run_module, run_playbook
+from harness.playbook import PlaybookRun, assert_read_only, check_run, run_module, run_playbook
 
 pytestmark = pytest.mark.lab_hosts("lab2", "drill1")
 
@@ -189,3 +189,119 @@ def test_the_backup_check_alone_is_read_only(lab2: lab.Host) -> None:
     """The `verify` tag changes nothing: check mode and a real run report no change, and lab2's snapshot after each
     is the one before (the read-only contract; with `tags` it is not the backup playbook's contract)."""
     assert_read_only("stackops.runbooks.backup", limit="lab2", tags="verify")
+
+
+ASYNC = {"backup_async": 600, "backup_poll": 1, "restore_async": 600, "restore_poll": 1}
+# What Ansible adds to a polled async task's result (async_status's bookkeeping), besides the module's own.
+ASYNC_KEYS = {
+    "ansible_job_id",
+    "started",
+    "finished",
+    "results_file",
+    "stdout",
+    "stderr",
+    "stdout_lines",
+    "stderr_lines",
+}
+TAKE = "Take the backup (written, synced, read back, checksummed, then renamed)"
+RESTORE = "Restore beside the live database, check it, and swap"
+
+
+def said(run: PlaybookRun) -> str:
+    return " ".join(run.stdout.split())  # the YAML callback folds long messages
+
+
+def backup_line(summary: dict) -> str:
+    """The line a plain backup run ends with, from the run's own result (size as filesizeformat's binary units)."""
+    size, unit = float(summary["size"]), "Bytes"
+    for name in ("KiB", "MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, name
+    human = f"{size:.1f} {unit}"
+    return (
+        f"Backup of app: {summary['path']}, {human} ({summary['size']} bytes), {summary['duration_s']} s, verified yes"
+    )
+
+
+def test_backup_and_restore_run_as_polled_async_tasks_with_the_same_result(lab2: lab.Host) -> None:
+    """With the async options the dump and the restore are polled async tasks; the results the roles use, the
+    summary lines of a plain run and check mode are those of a run without them."""
+    plain = run_playbook("stackops.runbooks.backup", limit="lab2")
+    plain.assert_ok()
+    check_run(run_playbook, "stackops.runbooks.backup", limit="lab2", extravars=ASYNC)
+
+    run = run_playbook("stackops.runbooks.backup", limit="lab2", extravars=ASYNC)
+    run.assert_ok()
+    taken, before = run.result("lab2", TAKE), plain.result("lab2", TAKE)
+    assert taken["ansible_job_id"] and taken["finished"] and taken["changed"]
+    assert set(taken) - ASYNC_KEYS == set(before) - {"ansible_job_id"}, set(taken) ^ set(before)
+    summary = run.artifacts["backup"]["lab2"]
+    assert set(summary) == set(plain.artifacts["backup"]["lab2"])
+    assert (
+        summary["path"] == taken["path"]
+        and summary["size"] == taken["size"]
+        and summary["newest"] == Path(summary["path"]).name
+    )
+    assert backup_line(summary) in said(run), run.stdout[-3000:]
+    assert backup_line(plain.artifacts["backup"]["lab2"]) in said(plain)
+    assert lab_credentials("lab2")["stackops_pg_password"] not in run.stdout
+
+    query(lab2, "app", "CREATE TABLE public.restore_marker (note text)")
+    check_run(run_playbook, "stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True, **ASYNC})
+    restored = run_playbook("stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True, **ASYNC})
+    restored.assert_ok()
+    assert restored.result("lab2", RESTORE)["ansible_job_id"]
+    result = restored.artifacts["restore"]["lab2"]
+    assert result["src"] == summary["path"] and result["health"] == "ok" and result["rows"] > 390000
+    assert query(lab2, "app", "SELECT to_regclass('public.restore_marker')") == [(None,)]
+    assert (
+        f"Restore of app from {summary['path']}: {result['elapsed']['total']} s, restored ({result['rows']} rows), "
+        f"stack health ok, previous database kept as {result['previous_db']}"
+    ) in said(restored), restored.stdout[-3000:]
+
+
+def test_an_async_limit_too_small_kills_the_work_and_fails_clearly(lab2: lab.Host) -> None:
+    """A dump killed at backup_async leaves no backup that counts (at most a .partial, removed by the next run); a
+    restore killed at restore_async leaves the live database as it was, and the next restore drops its scratch."""
+    dest = lab.ROOT / "backups" / "lab2"
+    good = run_playbook("stackops.runbooks.backup", limit="lab2")
+    good.assert_ok()
+    newest = Path(good.artifacts["backup"]["lab2"]["path"]).name
+
+    killed = run_playbook("stackops.runbooks.backup", limit="lab2", extravars={"backup_async": 1, "backup_poll": 1})
+    assert "lab2" in killed.failed_hosts(), killed.stdout[-3000:]
+    assert "async task did not complete within the requested time" in said(killed)
+    assert "the backup was killed at backup_async (1 s)" in said(killed) and ".partial directory never counts" in said(
+        killed
+    )
+    left = sorted(p.name for p in dest.iterdir() if p.name.startswith("app-") and p.name > newest)
+    assert all(name.endswith(".partial") for name in left), f"a killed dump left {left}"
+    checked = run_module(
+        "stackops.runbooks.pg_backup", {"db": "app", "dest": str(dest), "operation": "check"}, hosts="lab2"
+    )
+    assert checked.result("lab2")["newest"]["name"] == newest, "a killed dump counts as the newest backup"
+    after = run_playbook("stackops.runbooks.backup", limit="lab2")
+    after.assert_ok()
+    assert sorted(Path(p).name for p in after.result("lab2", TAKE)["removed_partial"]) == left
+
+    query(lab2, "app", "CREATE TABLE public.restore_marker (note text)")
+    query(lab2, "app", "INSERT INTO public.restore_marker VALUES (%s)", (NOTE,))
+    before = copies(lab2)
+    cut = run_playbook(
+        "stackops.runbooks.restore",
+        limit="lab2",
+        extravars={"restore_confirm": True, "restore_async": 1, "restore_poll": 1},
+    )
+    assert "lab2" in cut.failed_hosts(), cut.stdout[-3000:]
+    assert "restore_async (1 s) was too short and the run was killed; raise it" in said(cut), cut.stdout[-3000:]
+    assert "The live database was not changed" in said(cut)  # killed at its verification or at its restore
+    assert query(lab2, "app", "SELECT note FROM public.restore_marker") == [(NOTE,)], "the live database was harmed"
+    assert started_at(lab2, "app").endswith("true")
+    scratch = [n for n in copies(lab2) if n not in before]
+    assert all(n.startswith("app_restore_") for n in scratch), scratch
+    # The next restore drops what the killed one left (its in-container pg_restore may still have been loading).
+    restored = run_playbook("stackops.runbooks.restore", limit="lab2", extravars={"restore_confirm": True})
+    restored.assert_ok()
+    assert set(scratch) <= set(restored.result("lab2", RESTORE)["dropped"])
+    assert not [n for n in copies(lab2) if n.startswith("app_restore_")]

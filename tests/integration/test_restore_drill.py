@@ -479,3 +479,112 @@ def test_a_drill_that_cannot_run_amcheck_or_whose_smoke_query_answers_nothing_fa
     }
     assert proofs["amcheck"]["detail"] == "1 B-tree indexes (with heapallindexed) and 1 tables"
     nothing_left(drill1)
+
+
+@pytest.fixture
+def direct_key(tmp_path: Path) -> Iterator[Path]:
+    """A key of drill1's (the lab shares one filesystem) authorised on the production hosts' sshd for the direct copy,
+    restricted to what scp needs; the lab's authorized_keys is exactly as it was afterwards."""
+    key = tmp_path / "direct" / "id_ed25519"
+    key.parent.mkdir(mode=0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "drill-direct", "-f", str(key)], check=True)
+    authorized = lab.ROOT / "ssh" / "authorized_keys"
+    before = authorized.read_text()
+    line = f"restrict {key.with_suffix('.pub').read_text().strip()}\n"
+    authorized.write_text(before + ("" if before.endswith("\n") else "\n") + line)
+    try:
+        yield key
+    finally:
+        authorized.write_text(before)
+
+
+def watch_for_staging(report_dir: Path, seen: list[str], stop: threading.Event) -> None:
+    while not stop.is_set():
+        if report_dir.exists():
+            seen += [p.name for p in report_dir.iterdir() if p.name.startswith(".stage-") and p.name not in seen]
+        time.sleep(0.05)
+
+
+def verdict_lines(run: PlaybookRun, document: dict) -> None:
+    """A plain run ends with the verdict: the run, then each host's verdict, RTO and RPO, then the report's path."""
+    said = " ".join(run.stdout.split())
+    sm = document["summary"]
+    head = f"Restore drill {document['run_id']}: {sm['status'].upper()} ({sm['passed']}/{sm['databases']} passed)"
+    assert head in said, run.stdout[-3000:]
+    for r in document["results"]:
+        assert f"-> {r['drill_host']}" in said and f"RTO {r['rto_s']:.1f} s RPO {r['rpo_hours']:.1f} h" in said, r
+    assert f"Report: {run.artifacts['restore_drill']['report_html']}" in said
+
+
+def test_a_direct_copy_never_touches_the_controller_and_drills_the_same(
+    hosts: dict, reports: Path, direct_key: Path
+) -> None:
+    """lab2's backup goes straight to drill1 (scp from drill1, the key authorised on lab2, the host key checked),
+    verified there against its manifest; no staging directory is ever made on the controller; the restore runs as
+    a polled async task; the verdict is the one of a drill through the controller."""
+    direct = {
+        "restore_drill_transfer": "direct",
+        "restore_drill_direct_key": str(direct_key),
+        "restore_drill_direct_known_hosts": str(lab.ROOT / "ssh" / "known_hosts"),
+        "restore_drill_async": 600,
+        "restore_drill_poll": 1,
+    }
+    seen: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_for_staging, args=(reports, seen, stop))
+    watcher.start()
+    try:
+        run = drill(reports, limit="lab2,drill1", restore_drill_fresh_backup=True, **direct)
+    finally:
+        stop.set()
+        watcher.join()
+    run.assert_ok()
+    assert seen == [], f"the controller staged the backup: {seen}"
+    acted = " | ".join(run.ran("lab2"))
+    assert "Fetch the backup's files to the controller" not in acted and "over SSH from lab2" in acted, acted
+    copied = run.result("lab2", "Copy the backup to the drill host over SSH from lab2")
+    assert copied["rc"] == 0 and str(direct_key) in copied["cmd"] and "127.0.2.2" in " ".join(copied["cmd"])
+    arrived = run.result("lab2", "Verify the copy against its manifest on the drill host")
+    document = evidence(run, reports)
+    result = by_host(document)["lab2"]
+    assert arrived["newest"]["name"] == result["backup"]["name"] and arrived["manifest"]["sha256"]
+    assert run.result("lab2", "Restore into a scratch database on the drill host, prove it, drop it")["ansible_job_id"]
+    verdict_lines(run, document)
+    nothing_left(hosts["drill1"])
+
+    # The same backup through the controller: the same verdict and checks.
+    through = drill(reports, limit="lab2,drill1")
+    through.assert_ok()
+    again = by_host(evidence(through, reports))["lab2"]
+    assert again["backup"]["name"] == result["backup"]["name"]
+    assert (again["status"], [(c["name"], c["passed"]) for c in again["checks"]]) == (
+        result["status"],
+        [(c["name"], c["passed"]) for c in result["checks"]],
+    )
+    verdict_lines(through, evidence(through, reports))
+
+
+def test_a_direct_copy_without_an_authorised_key_fails_naming_the_fix(
+    hosts: dict, reports: Path, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    run = drill(
+        reports,
+        limit="lab2,drill1",
+        restore_drill_transfer="direct",
+        restore_drill_direct_key=str(stranger),
+        restore_drill_direct_known_hosts=str(lab.ROOT / "ssh" / "known_hosts"),
+    )
+    assert run.status == "failed", run.stdout[-3000:]
+    result = by_host(evidence(run, reports))["lab2"]
+    assert result["status"] == "fail", result
+    reason = " ".join(result["reason"].split())
+    assert "restore_drill_transfer=direct" in reason and "Permission denied" in reason, reason
+    assert f"Authorise the public key of restore_drill_direct_key ({stranger}, on drill1)" in reason, reason
+    assert "restore_drill_transfer=controller" in reason
+    nothing_left(hosts["drill1"])
+
+    missing = drill(reports, limit="lab2,drill1", restore_drill_transfer="direct")
+    assert missing.status == "failed" and "needs restore_drill_direct_key" in " ".join(missing.stdout.split())
+    assert "Nothing was drilled." in " ".join(missing.stdout.split())

@@ -537,6 +537,43 @@ def test_a_scheduled_run_ends_before_the_next_starts(schedule: dict[str, t.Any])
     assert longest < period, f"{schedule['name']}: may run {longest} s, every {period:.0f} s: runs would pile up"
 
 
+# The async limits docs/awx.md suggests for multi-hour runs ("Multi-hour dumps and restores"), and how many limited
+# steps one job may run one after the other on a host: the restore verifies, then restores; a drill host may take a
+# fresh backup, then restore.
+ASYNC_STEPS = {"backup": 1, "restore": 2, "restore drill": 2}
+ASYNC_ROW = re.compile(r"^\| (?P<template>[a-z ]+) \| `(?P<option>\w+_async): (?P<limit>\d+)` \| (?P<timeout>\d+) ")
+
+
+def documented_async_limits(text: str) -> dict[str, tuple[str, int, int]]:
+    """The suggested-limit table's rows: template -> (option, limit, the timeout the row quotes)."""
+    return {
+        m["template"]: (m["option"], int(m["limit"]), int(m["timeout"]))
+        for m in (ASYNC_ROW.match(line) for line in text.splitlines())
+        if m
+    }
+
+
+def test_the_documented_async_limits_fit_in_the_job_timeouts() -> None:
+    """AWX cancels a job at its timeout: an async step must be killed (and reported) by its own limit first, and the
+    page must quote the template's real timeout."""
+    rows = documented_async_limits((REPO / "docs" / "awx.md").read_text(encoding="utf-8"))
+    assert set(rows) == set(ASYNC_STEPS), rows
+    for name, (option, limit, quoted) in rows.items():
+        timeout = int(TEMPLATE_NAMES[f"stackops {name}"]["timeout"])
+        assert quoted == timeout, f"docs/awx.md quotes {quoted} s for {name}; awx/config.yml has {timeout}"
+        assert limit * ASYNC_STEPS[name] < timeout, f"{name}: {ASYNC_STEPS[name]} x {option} {limit} >= {timeout}"
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=template_id)
+def test_a_job_template_outlives_the_async_limits_it_sets(template: dict[str, t.Any]) -> None:
+    name = str(template["name"]).removeprefix("stackops ")
+    limits = {k: int(v) for k, v in (template.get("extra_vars") or {}).items() if k.endswith("_async")}
+    for option, limit in limits.items():
+        assert limit * ASYNC_STEPS.get(name, 1) < int(template["timeout"]), (
+            f"{template['name']}: {option} {limit} does not fit in its timeout {template['timeout']}"
+        )
+
+
 # Notifications
 
 

@@ -31,6 +31,7 @@ NOT_SECRET = {
     "deploy_env_file": "the path of the project's .env, not its contents",
     "config_change_env_file": "the path of the project's .env, not its contents",
     "collect_diagnostics_env_presence": "the names of variables whose presence is checked, never their values",
+    "restore_drill_direct_key": "the path on the drill host of an SSH private key, never the key itself",
 }
 # A dict's description that names one of these says its values carry a secret ("connection options ... from the
 # inventory's stackops_pg_password"). Narrower than SECRET_NAME: "key" and "pass" are common words in prose.
