@@ -19,8 +19,9 @@ import os
 import pwd
 import typing as t
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import write_atomic
 from ansible_collections.stackops.runbooks.plugins.module_utils._nginx import (
@@ -152,15 +153,13 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
         raise NginxError("Give exactly one of content and src.")
     if p["upstream"] and not p["upstream_servers"]:
         raise NginxError(f"upstream {p['upstream']} needs upstream_servers, the servers to point it at.")
-    given = {f.name: p[f.name] for f in fields(Options) if f.name in p}
-    lists = ("upstream_servers", "maintenance_allow", "maintenance_exempt_paths", "maintenance_probe_urls")
-    given.update({name: tuple(p[name] or ()) for name in lists})
-    given.update(
+    return options_of(
+        Options,
+        p,
         mode=file_mode(p["mode"]) if manages_dest else None,
         maintenance=maintenance,
         compose_project=ProjectRef.of_service(p),
     )
-    return Options(**given)
 
 
 def nginx_of(module: t.Any, o: Options) -> Nginx:

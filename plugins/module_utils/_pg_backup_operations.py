@@ -43,7 +43,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
     verify_files,
     write_manifest,
 )
-from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError
+from ansible_collections.stackops.runbooks.plugins.module_utils._common import StackopsError, options_of
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_path, fsync_tree
 from ansible_collections.stackops.runbooks.plugins.module_utils._operation import Recorder, Step
 from ansible_collections.stackops.runbooks.plugins.module_utils._pgdump import (
@@ -142,20 +142,10 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
             raise BackupError("sentinel=true has no meaning with operation=adopt: the dump was taken long ago.")
     elif p["src"] is not None:
         raise BackupError(f"src is for operation=adopt only; operation={p['operation']} reads database {p['db']}.")
-    return Options(
-        db=p["db"],
-        dest=p["dest"],
-        operation=p["operation"],
+    return options_of(
+        Options,
+        p,
         src=os.path.normpath(p["src"]) if p["src"] else "",
-        accept_other_database=p["accept_other_database"],
-        format=p["format"],
-        globals=p["globals"],
-        retention_count=p["retention_count"],
-        retention_days=p["retention_days"],
-        max_age_hours=p["max_age_hours"],
-        lock_timeout=p["lock_timeout"],
-        sentinel=p["sentinel"],
-        jobs=p["jobs"],
         login=PgLogin.of(p),
         client=ClientPlace.of(p),
     )

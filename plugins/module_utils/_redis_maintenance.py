@@ -27,6 +27,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils._backup import (
 from ansible_collections.stackops.runbooks.plugins.module_utils._common import (
     StackopsError,
     check_no_control_characters,
+    options_of,
 )
 from ansible_collections.stackops.runbooks.plugins.module_utils._compose import ProjectRef, service_project
 from ansible_collections.stackops.runbooks.plugins.module_utils._files import fsync_file, fsync_path, write_atomic
@@ -185,17 +186,13 @@ def check_inputs(p: Mapping[str, t.Any]) -> Options:
             raise MaintenanceError(f"snapshot_timeout must be at least 1 second, not {p['snapshot_timeout']}.")
     elif p["snapshot_dest"]:
         raise MaintenanceError("snapshot_dest is set but snapshot is not; add snapshot: true or drop snapshot_dest.")
-    return Options(
+    return options_of(
+        Options,
+        p,
         login=RedisLogin.of(p),
         config=config_texts(p["config"]),
-        rewrite_config=p["rewrite_config"],
-        delete_pattern=tuple(p["delete_pattern"]),
-        batch_size=p["batch_size"],
         flush=p["flush"] or "",
-        snapshot=p["snapshot"],
         snapshot_dest=p["snapshot_dest"] or "",
-        snapshot_timeout=p["snapshot_timeout"],
-        compose_service=p["compose_service"],
         compose_project=ProjectRef.of_service(p),
     )
 
